@@ -1,0 +1,3 @@
+from hlops.cli import main
+
+main()
