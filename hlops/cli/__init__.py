@@ -17,6 +17,8 @@ COMMAND_MODULES = (
     "hlops.cli.serve",
     "hlops.cli.validate",
     "hlops.cli.plan",
+    "hlops.cli.gitops",
+    "hlops.cli.predict",
 )
 
 

@@ -1,0 +1,269 @@
+"""The Python API: what the CLI does, as functions that return values.
+
+::
+
+    import hlops.api as hl
+
+    config = hl.load("examples/projects/sentiment")
+    with hl.connect(local=True) as conn:            # or base_url=..., api_key=...
+        result = hl.plan(config, conn)
+        print(hl.render_text(result.plan))
+        report = hl.apply(result, conn, allow_data_loss=False)
+
+Errors are :class:`hlops.errors.HlopsError` subclasses; nothing here prints or exits.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import orjson
+
+from hlops.apply import ApplyOptions, Event, Report, apply_plan, check_fresh
+from hlops.client import Client, ClientOptions
+from hlops.errors import PlanError, SettingsError, StalePlanError
+from hlops.local import LocalServer, local_home
+from hlops.plan import FORMAT_VERSION, Plan, ResourceChange
+from hlops.planner import PlanOptions, build_plan
+from hlops.remote import RemoteState
+from hlops.render import json as render_json_module
+from hlops.render import markdown as render_markdown_module
+from hlops.render import text as render_text_module
+
+DEFAULT_BASE_URL = "https://api.humanloop.com"
+
+
+def load(paths: str | Path | Sequence[str | Path], check_data: bool = True) -> Any:
+    """Load and validate manifests (a file, a directory, or several); raises ManifestError."""
+    from hlops.manifest import load as load_manifests
+
+    return load_manifests(paths, check_data=check_data)
+
+
+class Connection:
+    """A client, and the embedded server behind it when ``local``. A context manager."""
+
+    def __init__(self, client: Client | None = None, local: LocalServer | None = None):
+        self.client = client
+        self._local = local
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._local is not None:
+            self._local.__exit__(None, None, None)
+            self._local = None
+
+    @property
+    def local(self) -> bool:
+        return self._local is not None
+
+    def __repr__(self) -> str:
+        return f"Connection({self.client!r}, local={self.local})"
+
+
+def connect(
+    *,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    local: bool = False,
+    settings: Any = None,
+    options: ClientOptions | None = None,
+    home: Path | None = None,
+) -> Connection:
+    """Connect to ``base_url`` (or HLOPS_BASE_URL, hlops.yaml, the Humanloop default) with
+    ``api_key`` (or HLOPS_API_KEY); with ``local``, start the embedded reference server."""
+    if local:
+        server = LocalServer(home or local_home())
+        server.__enter__()
+        try:
+            return Connection(Client(server.url, server.api_key, options), server)
+        except BaseException:
+            server.__exit__(None, None, None)
+            raise
+    url = (
+        base_url
+        or os.environ.get("HLOPS_BASE_URL")
+        or (settings.base_url if settings is not None else None)
+        or DEFAULT_BASE_URL
+    )
+    if not url.startswith(("http://", "https://")):
+        raise SettingsError(f"base URL {url!r} is not an http(s) URL")
+    key = api_key or os.environ.get("HLOPS_API_KEY")
+    if not key:
+        raise SettingsError(
+            "no API key: set HLOPS_API_KEY (or pass --api-key), or use --local to run against "
+            "the embedded reference server"
+        )
+    return Connection(Client(url, key, options))
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    plan: Plan
+    state: RemoteState
+    config: Any
+
+
+def plan(
+    config: Any,
+    conn: Connection,
+    *,
+    prune: bool = False,
+    destroy: bool = False,
+    targets: Sequence[str] = (),
+    show_data: bool = False,
+    manifests: Sequence[str | Path] = (),
+    cache_dir: Path | None = None,
+) -> PlanResult:
+    """Compare the manifests with the remote; returns the frozen Plan (and what it read)."""
+    options = PlanOptions(
+        prune=prune,
+        destroy=destroy,
+        targets=tuple(targets),
+        show_data=show_data,
+        cache_dir=cache_dir if cache_dir is not None else local_home() / "cache",
+    )
+    built, state = build_plan(config, conn.client, options)
+    built = built.model_copy(
+        update={"manifests": tuple(_relative(p) for p in manifests), "targets": tuple(targets)}
+    )
+    return PlanResult(built, state, config)
+
+
+def apply(
+    result: PlanResult,
+    conn: Connection,
+    *,
+    allow_data_loss: bool = False,
+    parallelism: int = 4,
+    on_event: Callable[[Event], None] | None = None,
+) -> Report:
+    """Apply a plan just built by :func:`plan`. Raises ApplyError (with the report) on failures."""
+    return apply_plan(
+        result.plan,
+        conn.client,
+        result.state.index,
+        result.config,
+        ApplyOptions(allow_data_loss=allow_data_loss, parallelism=parallelism),
+        on_event,
+    )
+
+
+# --------------------------------------------------------------------------- saved plans
+
+
+def save_plan(plan: Plan, path: str | Path) -> None:
+    Path(path).write_bytes(
+        orjson.dumps(plan.to_json(), option=orjson.OPT_INDENT_2) + b"\n"
+    )
+
+
+def read_saved_plan(path: str | Path) -> Plan:
+    try:
+        data = orjson.loads(Path(path).read_bytes())
+    except FileNotFoundError:
+        raise SettingsError(f"{path}: no such plan file") from None
+    except orjson.JSONDecodeError as exc:
+        raise SettingsError(f"{path}: not a saved plan (invalid JSON: {exc})") from None
+    if not isinstance(data, dict) or "format_version" not in data:
+        raise SettingsError(f"{path}: not a saved plan (no format_version)")
+    if data["format_version"] != FORMAT_VERSION:
+        raise SettingsError(
+            f"{path}: plan format {data['format_version']!r} is not supported by this hlops "
+            f"(it reads format {FORMAT_VERSION!r}); plan again with this version"
+        )
+    try:
+        return Plan.from_json(data)
+    except ValueError as exc:
+        raise SettingsError(f"{path}: not a valid saved plan ({str(exc).splitlines()[0]})") from None
+
+
+def is_saved_plan(path: str | Path) -> bool:
+    p = Path(path)
+    if not p.is_file() or p.suffix != ".json":
+        return False
+    try:
+        with p.open("rb") as handle:
+            return b'"format_version"' in handle.read(4096)
+    except OSError:
+        return False
+
+
+def apply_saved(
+    saved: Plan,
+    conn: Connection,
+    *,
+    allow_data_loss: bool = False,
+    parallelism: int = 4,
+    on_event: Callable[[Event], None] | None = None,
+) -> Report:
+    """Apply a saved plan, refusing it if anything it touches changed since it was made.
+
+    The manifests it was made from are loaded again and planned against the remote as it is
+    now: every remote resource must still have the version the saved plan read, and the new
+    plan must make exactly the saved plan's changes (same manifests, same data fingerprints).
+    Only then is it applied — so what runs is what was reviewed.
+    """
+    if not saved.manifests:
+        raise PlanError("the saved plan names no manifests; plan again with `hlops plan PATH -o FILE`")
+    config = load(list(saved.manifests))
+    fresh = plan(
+        config,
+        conn,
+        prune=saved.prune,
+        destroy=saved.destroy_mode,
+        targets=saved.targets,
+        manifests=saved.manifests,
+    )
+    check_fresh(saved, fresh.state.index)
+    differing = _differences(saved, fresh.plan)
+    if differing:
+        raise StalePlanError(differing, "would change differently now (the manifests, data or remote changed)")
+    return apply(fresh, conn, allow_data_loss=allow_data_loss, parallelism=parallelism, on_event=on_event)
+
+
+def _differences(saved: Plan, fresh: Plan) -> list[str]:
+    a = {c.address: _signature(c) for c in saved.changes if c.has_changes}
+    b = {c.address: _signature(c) for c in fresh.changes if c.has_changes}
+    return sorted(addr for addr in a.keys() | b.keys() if a.get(addr) != b.get(addr))
+
+
+def _signature(change: ResourceChange) -> Any:
+    data = None
+    if change.data is not None:
+        d = change.data
+        data = (d.add, d.change, d.remove, d.fingerprint)
+    return (change.action, change.after, change.remote_id, change.remote_version, data)
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def render_text(plan: Plan, color: bool = False) -> str:
+    return render_text_module.render(plan, color=color)
+
+
+def render_markdown(plan: Plan) -> list[str]:
+    return render_markdown_module.render_parts(plan)
+
+
+def render_json(plan: Plan) -> str:
+    return render_json_module.render(plan)
+
+
+def _relative(path: str | Path) -> str:
+    p = Path(path).resolve()
+    try:
+        return str(p.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(p)

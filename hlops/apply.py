@@ -1,0 +1,317 @@
+"""Execute a Plan: the second interpreter of the same value the renderers print.
+
+Order: first every destroy (deletes, and the delete half of replacements), by kind level in
+reverse (projects before the datasets they read); then creates and updates level by level
+(datasets, with their datapoints, before the projects that read them). Work within a level
+runs in parallel, bounded by ``parallelism``. A failure is recorded and the run goes on with
+everything that does not depend on it; what depends on it is skipped.
+
+Apply keeps no state of its own: the remote is the state. Killed after any call, the next
+plan reads what exists and the next apply finishes the job — creates are matched by name
+(a create whose answer was lost is looked up before it is sent again), datapoints by key and
+hash through the digest.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from hlops.client import AmbiguousCreate, Client
+from hlops.errors import (
+    ApiError,
+    ApplyError,
+    DataLossRefused,
+    HlopsError,
+    PreconditionFailed,
+    PreventDestroyError,
+    StalePlanError,
+)
+from hlops.kinds import KINDS, ORDER
+from hlops.kinds.base import Call, RemoteIndex
+from hlops.plan import Action, Plan, ResourceChange
+
+
+@dataclass
+class StepResult:
+    address: str
+    action: str
+    status: str  # "done" | "failed" | "skipped"
+    detail: str = ""
+    seconds: float = 0.0
+    rows: int = 0
+
+
+@dataclass
+class Report:
+    results: list[StepResult] = field(default_factory=list)
+    calls: int = 0
+    writes: int = 0
+    bytes_sent: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return all(r.status == "done" for r in self.results)
+
+    def by_status(self, status: str) -> list[StepResult]:
+        return [r for r in self.results if r.status == status]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "results": [r.__dict__ for r in self.results],
+            "calls": self.calls,
+            "writes": self.writes,
+            "bytes_sent": self.bytes_sent,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    allow_data_loss: bool = False
+    parallelism: int = 4
+
+
+Event = dict[str, Any]  # {"type": "start"|"done"|"failed"|"skipped"|"progress", ...}
+
+
+def check_allowed(plan: Plan, allow_data_loss: bool) -> None:
+    """Refuse what the plan may not do: prevent_destroy always, data loss unless allowed."""
+    protected = plan.protected()
+    if protected:
+        raise PreventDestroyError([c.address for c in protected])
+    lossy = plan.destructive()
+    if lossy and not allow_data_loss:
+        raise DataLossRefused([c.address for c in lossy])
+
+
+def check_fresh(plan: Plan, index: RemoteIndex) -> None:
+    """Refuse a saved plan if anything it touches changed since it was made."""
+    stale = []
+    for change in plan.changes:
+        if not change.has_changes:
+            continue
+        items = index.datasets if change.kind == "dataset" else index.projects
+        if change.remote_id is not None:
+            raw = items.get(change.remote_id)
+            if raw is None:
+                stale.append(f"{change.address} (deleted since)")
+            elif raw.get("version") != change.remote_version:
+                stale.append(
+                    f"{change.address} (version {change.remote_version} -> {raw.get('version')})"
+                )
+        elif change.action == Action.CREATE:
+            if any(raw["name"] == change.name for raw in items.values()):
+                stale.append(f"{change.address} (created since)")
+    if stale:
+        raise StalePlanError(stale)
+
+
+class Applier:
+    """Runs one plan against one client. Thread-safe where it needs to be (the index)."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        client: Client,
+        index: RemoteIndex,
+        config: Any,
+        options: ApplyOptions,
+        on_event: Callable[[Event], None] | None = None,
+    ):
+        self.plan = plan
+        self.client = client
+        self.index = index
+        self.config = config
+        self.options = options
+        self.on_event = on_event or (lambda event: None)
+        self.report = Report()
+        self._lock = threading.Lock()
+        self._failed: set[str] = set()
+
+    # ------------------------------------------------------------------ driver
+
+    def run(self) -> Report:
+        started = time.monotonic()
+        calls_before = (self.client.calls.total, self.client.calls.writes, self.client.calls.bytes_sent)
+        changes = [c for c in self.plan.changes if c.has_changes]
+        for kind in reversed(ORDER):
+            self._run_level(
+                [c for c in changes if c.kind == kind.name and c.destroys], self._destroy
+            )
+        for kind in ORDER:
+            self._run_level(
+                [c for c in changes if c.kind == kind.name and c.action != Action.DELETE],
+                self._converge,
+            )
+        c = self.client.calls
+        self.report.calls = c.total - calls_before[0]
+        self.report.writes = c.writes - calls_before[1]
+        self.report.bytes_sent = c.bytes_sent - calls_before[2]
+        self.report.seconds = time.monotonic() - started
+        return self.report
+
+    def _run_level(self, changes: list[ResourceChange], step: Callable[[ResourceChange], StepResult | None]) -> None:
+        if not changes:
+            return
+        workers = max(1, min(self.options.parallelism, len(changes)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hlops-apply") as pool:
+            for result in pool.map(lambda ch: self._guarded(ch, step), changes):
+                if result is not None:
+                    self._record(result)
+
+    def _guarded(self, change: ResourceChange, step: Callable[[ResourceChange], StepResult | None]) -> StepResult | None:
+        blocked = [d for d in change.depends_on if d in self._failed]
+        if blocked:
+            with self._lock:
+                self._failed.add(change.address)
+            return StepResult(change.address, change.action.value, "skipped", f"depends on {blocked[0]}, which failed")
+        started = time.monotonic()
+        self.on_event({"type": "start", "address": change.address, "action": change.action.value})
+        try:
+            result = step(change)
+        except HlopsError as exc:
+            with self._lock:
+                self._failed.add(change.address)
+            return StepResult(change.address, change.action.value, "failed", str(exc), time.monotonic() - started)
+        if result is not None:
+            result.seconds = time.monotonic() - started
+        return result
+
+    def _failure(self, address: str) -> str:
+        return next((r.detail for r in self.report.results if r.address == address), "failed")
+
+    def _record(self, result: StepResult) -> None:
+        # Steps of a replacement report twice (destroy, then create): keep the last word.
+        self.report.results = [r for r in self.report.results if r.address != result.address]
+        self.report.results.append(result)
+        self.on_event({"type": result.status, "address": result.address, "action": result.action, "detail": result.detail})
+
+    # ------------------------------------------------------------------ steps
+
+    def _destroy(self, change: ResourceChange) -> StepResult:
+        kind = KINDS[change.kind]
+        try:
+            self._send(kind.delete_call(change.remote_id, change.remote_version))
+        except ApiError as exc:
+            if exc.status != 404:  # already gone: what we wanted
+                raise
+        with self._lock:
+            if change.kind == "dataset":
+                self.index.datasets.pop(change.remote_id, None)
+            else:
+                self.index.projects.pop(change.remote_id, None)
+        return StepResult(change.address, change.action.value, "done", "destroyed" if change.action == Action.DELETE else "destroyed, recreating")
+
+    def _converge(self, change: ResourceChange) -> StepResult:
+        kind = KINDS[change.kind]
+        assert change.after is not None
+        if change.address in self._failed:  # the destroy half of a replacement failed
+            return StepResult(change.address, change.action.value, "failed", self._failure(change.address))
+        if change.action in (Action.CREATE, Action.REPLACE):
+            raw = self._create(kind, change)
+            detail = "created" if change.action == Action.CREATE else "replaced"
+        else:
+            raw = self._update(kind, change)
+            detail = "updated" if raw is not None else "unchanged"
+            if raw is None:
+                raw = (self.index.datasets if change.kind == "dataset" else self.index.projects)[change.remote_id]
+        self._remember(change, raw)
+        rows = 0
+        if change.data is not None and change.data.has_changes:
+            rows = self._apply_data(change, raw["id"])
+            detail += f", {rows:,} rows written"
+        return StepResult(change.address, change.action.value, "done", detail, rows=rows)
+
+    def _create(self, kind: Any, change: ResourceChange) -> dict:
+        with self._lock:
+            call = kind.create_call(change.after, self.index)
+        try:
+            return self._send(call)
+        except AmbiguousCreate:
+            # The answer was lost: it may or may not exist now. Look before sending again.
+            existing = self._find_by_name(kind, change.name)
+            if existing is not None:
+                return existing
+            return self._send(call)
+
+    def _update(self, kind: Any, change: ResourceChange) -> dict | None:
+        with self._lock:
+            call = kind.update_call(
+                change.remote_id, change.before, change.after, self.index, change.remote_version
+            )
+        if call is None:
+            return None
+        try:
+            return self._send(call)
+        except PreconditionFailed:
+            raise StalePlanError([change.address], "changed while this apply ran") from None
+
+    def _apply_data(self, change: ResourceChange, dataset_id: int) -> int:
+        from hlops.data import apply_data
+        from hlops.datafile import row_source
+
+        fields = {name: spec["data_type"] for name, spec in change.after["fields"].items()}
+        manifest = self.config.datasets[change.name]
+
+        def progress(event: Any) -> None:
+            self.on_event({"type": "progress", "address": change.address, "event": event})
+
+        report = apply_data(
+            self.client,
+            dataset_id,
+            change.data,
+            fields,
+            change.after["key"],
+            row_source(self.config, change.name),
+            prune=manifest.prune_data,
+            parallelism=self.options.parallelism,
+            progress=progress,
+        )
+        return getattr(report, "rows", 0) or (getattr(report, "added", 0) + getattr(report, "changed", 0) + getattr(report, "removed", 0))
+
+    # ------------------------------------------------------------------ helpers
+
+    def _send(self, call: Call) -> Any:
+        return self.client.request(
+            call.method, call.path, body=call.body, if_match=call.if_match, create=call.create
+        )
+
+    def _find_by_name(self, kind: Any, name: str) -> dict | None:
+        items = list(self.client.paginate(kind.collection, name=name))
+        return next((raw for raw in items if raw["name"] == name), None)
+
+    def _remember(self, change: ResourceChange, raw: dict) -> None:
+        with self._lock:
+            if change.kind == "dataset":
+                self.index.add_dataset(raw)
+            else:
+                self.index.projects[raw["id"]] = raw
+
+
+def apply_plan(
+    plan: Plan,
+    client: Client,
+    index: RemoteIndex,
+    config: Any,
+    options: ApplyOptions = ApplyOptions(),
+    on_event: Callable[[Event], None] | None = None,
+) -> Report:
+    """Apply ``plan``; raises :class:`ApplyError` (with the report) if any step failed."""
+    check_allowed(plan, options.allow_data_loss)
+    report = Applier(plan, client, index, config, options, on_event).run()
+    if not report.ok:
+        failed = report.by_status("failed")
+        skipped = report.by_status("skipped")
+        raise ApplyError(
+            report,
+            f"apply finished with {len(failed)} failed and {len(skipped)} skipped step(s): "
+            + "; ".join(f"{r.address}: {r.detail}" for r in failed[:3]),
+        )
+    return report

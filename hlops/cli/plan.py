@@ -1,0 +1,162 @@
+"""`hlops plan`, `hlops apply`, `hlops destroy`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from hlops import api
+from hlops.apply import check_allowed
+from hlops.cli.app import main
+from hlops.cli.common import (
+    color_option,
+    confirm,
+    connection_options,
+    open_connection,
+    positive_int,
+    use_color,
+)
+from hlops.cli.progress import EventPrinter
+from hlops.errors import ApplyError
+from hlops.plan import Plan
+
+EXIT_NO_CHANGES, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+
+paths_argument = click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+
+
+def plan_shape_options(func: Any) -> Any:
+    func = click.option("--target", "targets", multiple=True, metavar="KIND/NAME", help="Only this resource (and what it depends on). Repeatable.")(func)
+    func = click.option("--prune", is_flag=True, help="Also delete remote resources this repo owns (hlops.yaml `owns`) that no manifest declares.")(func)
+    return func
+
+
+def _paths(paths: tuple[Path, ...]) -> list[Path]:
+    return list(paths) or [Path(".")]
+
+
+@main.command("plan")
+@paths_argument
+@plan_shape_options
+@click.option("-o", "--out", type=click.Path(path_type=Path), help="Save the plan (JSON) for `hlops apply FILE`.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (docs/plan-format.md).")
+@click.option("--markdown", is_flag=True, help="Print the plan as markdown for a pull-request comment.")
+@click.option("--show-data", is_flag=True, help="Show a few example keys of the datapoints that change (never their content).")
+@color_option
+@connection_options
+def plan_command(paths, targets, prune, out, as_json, markdown, show_data, no_color, local, base_url, api_key):
+    """Show what apply would change. Exit 0: no changes, 2: changes, 1: error."""
+    if as_json and markdown:
+        raise click.UsageError("--json and --markdown are exclusive")
+    paths = _paths(paths)
+    config = api.load(paths)
+    with open_connection(local, base_url, api_key, config.settings) as conn:
+        result = api.plan(config, conn, prune=prune, targets=targets, show_data=show_data, manifests=paths)
+    plan = result.plan
+    if out:
+        api.save_plan(plan, out)
+    _print_plan(plan, as_json, markdown, no_color)
+    if out and not as_json:
+        click.echo(f"Saved the plan to {out}; apply it with: hlops apply {out}", err=True)
+    sys.exit(EXIT_CHANGES if plan.has_changes else EXIT_NO_CHANGES)
+
+
+def _print_plan(plan: Plan, as_json: bool, markdown: bool, no_color: bool) -> None:
+    if as_json:
+        click.echo(api.render_json(plan), nl=False)
+    elif markdown:
+        click.echo("\n\n".join(api.render_markdown(plan)), nl=False)
+    else:
+        click.echo(api.render_text(plan, color=use_color(no_color)), nl=False)
+
+
+@main.command("apply")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@plan_shape_options
+@click.option("--auto-approve", is_flag=True, help="Apply without asking (for scripts and CI).")
+@click.option("--allow-data-loss", is_flag=True, help="Allow changes that destroy datapoints, annotations or models.")
+@click.option("--parallelism", default=4, show_default=True, callback=positive_int, help="Independent calls in flight at once.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan and the report as JSON.")
+@color_option
+@connection_options
+def apply_command(paths, targets, prune, auto_approve, allow_data_loss, parallelism, as_json, no_color, local, base_url, api_key):
+    """Make the remote match the manifests (or apply a saved plan: `hlops apply plan.json`)."""
+    if len(paths) == 1 and api.is_saved_plan(paths[0]):
+        if targets or prune:
+            raise click.UsageError("--target/--prune belong to `hlops plan` when applying a saved plan")
+        _apply_saved(paths[0], auto_approve, allow_data_loss, parallelism, as_json, no_color, local, base_url, api_key)
+        return
+    _plan_and_apply(_paths(paths), targets, prune, False, auto_approve, allow_data_loss, parallelism, as_json, no_color, local, base_url, api_key)
+
+
+@main.command("destroy")
+@paths_argument
+@click.option("--target", "targets", multiple=True, metavar="KIND/NAME", help="Only this resource. Repeatable.")
+@click.option("--auto-approve", is_flag=True, help="Destroy without asking.")
+@click.option("--allow-data-loss", is_flag=True, help="Required when anything destroyed holds data.")
+@click.option("--parallelism", default=4, show_default=True, callback=positive_int)
+@click.option("--json", "as_json", is_flag=True)
+@color_option
+@connection_options
+def destroy_command(paths, targets, auto_approve, allow_data_loss, parallelism, as_json, no_color, local, base_url, api_key):
+    """Delete every resource the manifests declare."""
+    _plan_and_apply(_paths(paths), targets, False, True, auto_approve, allow_data_loss, parallelism, as_json, no_color, local, base_url, api_key)
+
+
+def _plan_and_apply(paths, targets, prune, destroy, auto_approve, allow_data_loss, parallelism, as_json, no_color, local, base_url, api_key):
+    config = api.load(paths)
+    with open_connection(local, base_url, api_key, config.settings) as conn:
+        result = api.plan(config, conn, prune=prune, destroy=destroy, targets=targets, manifests=paths)
+        plan = result.plan
+        if not as_json:
+            click.echo(api.render_text(plan, color=use_color(no_color)), nl=False)
+        if not plan.has_changes:
+            if as_json:
+                _echo_json(plan, None)
+            else:
+                click.echo("Nothing to do.")
+            return
+        check_allowed(plan, allow_data_loss)
+        confirm(auto_approve, "destroy these resources" if destroy else "apply these changes")
+        _run(lambda on_event: api.apply(result, conn, allow_data_loss=allow_data_loss, parallelism=parallelism, on_event=on_event), plan, as_json, no_color)
+
+
+def _apply_saved(path, auto_approve, allow_data_loss, parallelism, as_json, no_color, local, base_url, api_key):
+    saved = api.read_saved_plan(path)
+    if not as_json:
+        click.echo(api.render_text(saved, color=use_color(no_color)), nl=False)
+    if not saved.has_changes:
+        click.echo("The saved plan has no changes; nothing to do.") if not as_json else _echo_json(saved, None)
+        return
+    check_allowed(saved, allow_data_loss)
+    confirm(auto_approve, "apply this saved plan")
+    settings = api.load(list(saved.manifests), check_data=False).settings if saved.manifests else None
+    with open_connection(local, base_url, api_key, settings) as conn:
+        _run(lambda on_event: api.apply_saved(saved, conn, allow_data_loss=allow_data_loss, parallelism=parallelism, on_event=on_event), saved, as_json, no_color)
+
+
+def _run(action, plan: Plan, as_json: bool, no_color: bool) -> None:
+    printer = EventPrinter(enabled=not as_json, color=use_color(no_color, sys.stderr))
+    try:
+        report = action(printer)
+    except ApplyError as exc:
+        printer.close()
+        if as_json:
+            _echo_json(plan, exc.report)
+        else:
+            click.echo(printer.summary(exc.report), err=True)
+        raise
+    printer.close()
+    if as_json:
+        _echo_json(plan, report)
+    else:
+        click.echo(printer.summary(report))
+
+
+def _echo_json(plan: Plan, report: Any) -> None:
+    body = {"plan": plan.to_json(), "report": report.to_json() if report is not None else None}
+    click.echo(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())

@@ -1,0 +1,227 @@
+"""The only module that speaks HTTP: session, auth, retries, pagination, error mapping.
+
+Retry policy (urllib3's ``Retry`` on the requests session does the retrying — backoff,
+``Retry-After``, counting — no hand-written loop):
+
+- ``429`` is retried for every method, after the ``Retry-After`` the server sent: the server
+  guarantees a 429 was not processed.
+- ``5xx`` and lost responses are retried for reads, and for writes that carry an
+  ``Idempotency-Key`` (every write this client sends does): the server replays the first
+  answer of a key instead of applying the write twice.
+- Creating a named resource (``POST /datasets``, ``POST /projects``) is the exception: it is
+  retried by urllib3 only on 429 and on connection errors (the request never left). Any other
+  failure surfaces as :class:`AmbiguousCreate`, and the caller first looks the name up before
+  sending it again — a create is never repeated blind.
+
+The API key lives only in the session headers; it is never put in an error message, a log
+line or a ``repr``.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from hlops import __version__
+from hlops.errors import (
+    ApiError,
+    AuthError,
+    ConflictError,
+    NotFoundError,
+    PreconditionFailed,
+    RateLimited,
+    TransportError,
+)
+
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+PAGE_SIZE = 1000
+
+
+class AmbiguousCreate(TransportError):
+    """A create whose outcome is unknown (5xx or a lost response): look the name up first."""
+
+
+@dataclass
+class ClientOptions:
+    timeout: tuple[float, float] = (5.0, 300.0)  # connect, read
+    retries: int = 8
+    backoff_factor: float = 0.2
+    backoff_max: float = 10.0
+    pool_size: int = 16
+
+
+@dataclass
+class CallCounter:
+    """Counts logical calls (one per request this client made, retries not included)."""
+
+    total: int = 0
+    writes: int = 0
+    bytes_sent: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, method: str, size: int) -> None:
+        with self._lock:
+            self.total += 1
+            self.bytes_sent += size
+            if method != "GET":
+                self.writes += 1
+
+
+class Client:
+    """A thin, thread-safe client of the Humanloop API (and its hlops extensions)."""
+
+    def __init__(self, base_url: str, api_key: str, options: ClientOptions | None = None):
+        if not api_key:
+            raise AuthError(401, "no API key: set HLOPS_API_KEY, pass --api-key, or use --local")
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self.options = options or ClientOptions()
+        self.calls = CallCounter()
+        self._local = threading.local()
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"Client({self.base_url!r})"
+
+    # ------------------------------------------------------------------ sessions
+
+    def _session(self, create: bool) -> requests.Session:
+        name = "create_session" if create else "session"
+        session = getattr(self._local, name, None)
+        if session is None:
+            session = self._new_session(create)
+            setattr(self._local, name, session)
+        return session
+
+    def _new_session(self, create: bool) -> requests.Session:
+        opts = self.options
+        retry = Retry(
+            total=opts.retries,
+            connect=opts.retries,
+            read=0 if create else opts.retries,
+            status=opts.retries,
+            other=0,
+            allowed_methods=None,  # every method: see the module docstring for why it's safe
+            status_forcelist={429} if create else RETRYABLE_STATUSES,
+            backoff_factor=opts.backoff_factor,
+            backoff_max=opts.backoff_max,
+            respect_retry_after_header=True,
+            raise_on_status=False,
+        )
+        adapter = HTTPAdapter(
+            max_retries=retry, pool_connections=1, pool_maxsize=opts.pool_size
+        )
+        session = requests.Session()
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        session.headers.update(
+            {
+                "X-API-KEY": self._api_key,
+                "Accept": "application/json",
+                "User-Agent": f"hlops/{__version__}",
+            }
+        )
+        return session
+
+    # ------------------------------------------------------------------ calls
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        raw_body: bytes | None = None,
+        if_match: int | None = None,
+        create: bool = False,
+        idempotency_key: str | None = None,
+    ) -> Any:
+        """Send one logical call and return the decoded JSON answer (``None`` for 204).
+
+        Raises the :class:`~hlops.errors.ApiError` subclass of the status, or
+        :class:`~hlops.errors.TransportError`.
+        """
+        headers = {}
+        data = raw_body
+        if body is not None:
+            data = orjson.dumps(body)
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        if method != "GET":
+            headers["Idempotency-Key"] = idempotency_key or uuid.uuid4().hex
+        if if_match is not None:
+            headers["If-Match"] = str(if_match)
+        self.calls.add(method, len(data or b""))
+        url = self.base_url + path
+        try:
+            response = self._session(create).request(
+                method, url, params=params, data=data, headers=headers,
+                timeout=self.options.timeout,
+            )
+        except requests.exceptions.RetryError as exc:
+            raise TransportError(f"{method} {path}: gave up after retries ({_reason(exc)})") from None
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            if create:
+                raise AmbiguousCreate(f"{method} {path}: {_reason(exc)}") from None
+            raise TransportError(
+                f"{method} {path}: cannot reach {self.base_url} ({_reason(exc)})"
+            ) from None
+        return self._decode(response, method, path, create)
+
+    def _decode(self, response: requests.Response, method: str, path: str, create: bool) -> Any:
+        status = response.status_code
+        if status == 204:
+            return None
+        try:
+            payload = orjson.loads(response.content) if response.content else None
+        except orjson.JSONDecodeError:
+            payload = None
+        if status < 400:
+            return payload
+        detail = payload.get("detail") if isinstance(payload, dict) else response.reason
+        if create and status >= 500:
+            raise AmbiguousCreate(f"{method} {path}: HTTP {status}: {detail}")
+        raise _error_class(status)(status, detail, method, path)
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.request("GET", path, params=params or None)
+
+    def paginate(self, path: str, limit: int = PAGE_SIZE, **params: Any) -> Iterator[dict]:
+        """Every item of a cursor-paginated list, page by page."""
+        cursor = None
+        while True:
+            query = {"limit": limit, **params}
+            if cursor:
+                query["cursor"] = cursor
+            page = self.request("GET", path, params=query)
+            yield from page["items"]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
+
+def _error_class(status: int) -> type[ApiError]:
+    return {
+        401: AuthError,
+        404: NotFoundError,
+        409: ConflictError,
+        412: PreconditionFailed,
+        429: RateLimited,
+    }.get(status, ApiError)
+
+
+def _reason(exc: Exception) -> str:
+    """A short reason for a transport failure (requests' messages repeat the whole URL)."""
+    text = str(exc)
+    for marker in ("Caused by ", "Failed to establish a new connection: "):
+        if marker in text:
+            text = text.split(marker, 1)[1]
+    return text.strip("()'\" ")[:200]

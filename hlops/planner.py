@@ -1,0 +1,150 @@
+"""Build a Plan: manifests + one read of the remote (+ datapoint digests) -> frozen Plan.
+
+This is the orchestration of the pure pieces: :func:`desired_state` (manifests -> comparable
+shapes), :func:`hlops.remote.read`, :func:`hlops.diff.diff`, and :func:`hlops.data.plan_data`
+for every dataset with data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hlops import __version__
+from hlops.client import Client
+from hlops.diff import Desired, Options, diff
+from hlops.kinds import DATASET, PROJECT
+from hlops.plan import Action, Plan, ResourceChange
+from hlops.remote import RemoteState, read
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    prune: bool = False
+    destroy: bool = False
+    targets: tuple[str, ...] = ()
+    show_data: bool = False
+    cache_dir: Path | None = None
+
+
+class _Context:
+    """What a project's comparable shape needs from the rest of the manifests."""
+
+    def __init__(self, config: Any):
+        self.config = config
+
+    def field_type(self, ref: str) -> str | None:
+        dataset, _, field = ref.rpartition(".")
+        ds = self.config.datasets.get(dataset)
+        return ds.field_types().get(field) if ds is not None else None
+
+    def guidelines(self, project_name: str) -> str | None:
+        return self.config.guidelines(project_name)
+
+
+def desired_state(config: Any) -> list[Desired]:
+    """Every declared resource in the comparable shape of its kind."""
+    context = _Context(config)
+    out = []
+    for kind, manifests in ((DATASET, config.datasets), (PROJECT, config.projects)):
+        for manifest in manifests.values():
+            present = manifest.ensure == "present"
+            loc = config.location(kind.manifest_kind, manifest.name)
+            out.append(
+                Desired(
+                    kind=kind.name,
+                    name=manifest.name,
+                    comparable=kind.desired(manifest, context) if present else None,
+                    renamed_from=manifest.renamed_from,
+                    prevent_destroy=manifest.lifecycle.prevent_destroy,
+                    ignore_changes=tuple(manifest.lifecycle.ignore_changes),
+                    source=f"{loc.path}:{loc.line}" if loc is not None else None,
+                )
+            )
+    return out
+
+
+def dataset_renames(config: Any) -> dict[str, str]:
+    return {
+        ds.renamed_from: ds.name
+        for ds in config.datasets.values()
+        if ds.renamed_from and ds.ensure == "present"
+    }
+
+
+def build_plan(
+    config: Any, client: Client, options: PlanOptions = PlanOptions()
+) -> tuple[Plan, RemoteState]:
+    """The plan that takes the remote to the manifests, and the remote state it was built on."""
+    desired = desired_state(config)
+    state = read(client, dataset_renames(config))
+    changes, unmanaged = diff(
+        desired,
+        state.actual(),
+        state.index,
+        Options(
+            prune=options.prune,
+            destroy=options.destroy,
+            owns=config.settings.owns,
+            targets=options.targets,
+        ),
+    )
+    changes = [_with_data(change, config, client, state, options) for change in changes]
+    plan = Plan(
+        hlops_version=__version__,
+        base_url=client.base_url,
+        changes=tuple(changes),
+        unmanaged=tuple(unmanaged),
+        prune=options.prune,
+        destroy_mode=options.destroy,
+    )
+    return plan, state
+
+
+def _with_data(
+    change: ResourceChange, config: Any, client: Client, state: RemoteState, options: PlanOptions
+) -> ResourceChange:
+    """Attach the datapoint diff of a dataset that declares data."""
+    from hlops.data import plan_data
+    from hlops.datafile import row_source
+
+    if change.kind != "dataset" or change.action == Action.DELETE or change.after is None:
+        return change
+    manifest = config.datasets[change.name]
+    if manifest.data is None:
+        return change
+    exists = change.action in (Action.UPDATE, Action.NOOP) and change.remote_id is not None
+    raw = state.index.datasets.get(change.remote_id) if exists else None
+    fields = {name: spec["data_type"] for name, spec in change.after["fields"].items()}
+    data = plan_data(
+        client if exists else None,
+        change.remote_id if exists else None,
+        (raw or {}).get("datapoint_count", 0),
+        fields,
+        change.after["key"],
+        row_source(config, change.name),
+        prune=manifest.prune_data,
+        show_data=options.show_data,
+        source=_relative(config.data_path(change.name)),
+        cache_dir=options.cache_dir,
+    )
+    update: dict[str, Any] = {"data": data}
+    if change.action == Action.NOOP and data.has_changes:
+        update["action"] = Action.UPDATE
+    if data.remove_annotated:
+        n = data.remove_annotated
+        update["data_loss"] = (
+            *change.data_loss,
+            f"removes {n:,} datapoint{'s' if n != 1 else ''} carrying annotations",
+        )
+    return change.model_copy(update=update)
+
+
+def _relative(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

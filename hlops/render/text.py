@@ -1,0 +1,159 @@
+"""The terminal rendering of a Plan, in the shape Terraform users read every day."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from hlops.plan import Action, Plan, ResourceChange
+from hlops.render.values import (
+    ACTION_PHRASE,
+    cost_line,
+    data_line,
+    flatten,
+    is_text_block,
+    show,
+    text_diff,
+    value_suffix,
+)
+
+COLOURS = {
+    Action.CREATE: "green",
+    Action.UPDATE: "yellow",
+    Action.REPLACE: "magenta",
+    Action.DELETE: "red",
+    Action.NOOP: None,
+}
+
+
+class _Out:
+    def __init__(self, color: bool):
+        self.color = color
+        self.lines: list[str] = []
+
+    def style(self, text: str, fg: str | None = None, bold: bool = False) -> str:
+        if not self.color or (fg is None and not bold):
+            return text
+        return click.style(text, fg=fg, bold=bold)
+
+    def add(self, text: str = "") -> None:
+        self.lines.append(text)
+
+
+def render(plan: Plan, color: bool = False, show_noop: bool = False) -> str:
+    out = _Out(color)
+    changed = [c for c in plan.changes if c.has_changes]
+    if not changed and not plan.unmanaged:
+        out.add(out.style("No changes.", bold=True) + " The remote matches the manifests.")
+        return "\n".join(out.lines) + "\n"
+    if changed:
+        out.add("hlops will perform the following actions:")
+        out.add()
+    for change in plan.changes:
+        if change.has_changes or show_noop:
+            _resource(out, change)
+    if plan.unmanaged:
+        out.add(out.style("Remote resources no manifest declares", bold=True) + " (left alone):")
+        for address in plan.unmanaged:
+            out.add(f"  ? {address}")
+        out.add()
+    _warnings(out, plan)
+    summary = plan.summary
+    out.add(out.style(summary.line, bold=True))
+    if summary.rows_add or summary.rows_change or summary.rows_remove:
+        out.add(
+            f"Datapoints: {summary.rows_add:,} to add, {summary.rows_change:,} to change, "
+            f"{summary.rows_remove:,} to remove."
+        )
+    return "\n".join(out.lines) + "\n"
+
+
+def _resource(out: _Out, change: ResourceChange) -> None:
+    action = change.action
+    colour = COLOURS[action]
+    phrase = ACTION_PHRASE[action]
+    if action == Action.UPDATE and change.renamed_from:
+        phrase = f"will be renamed from {change.renamed_from!r}" + (
+            " and updated in place" if len(change.changes) > 1 or change.data else ""
+        )
+    if action == Action.UPDATE and not change.changes and change.data:
+        phrase = "will have its datapoints updated"
+    out.add(out.style(f"  # {change.address} {phrase}", bold=True))
+    for note in change.notes:
+        out.add(f"  # ({note})")
+    symbol = action.symbol if action != Action.NOOP else " "
+    out.add(out.style(f"{symbol:>3} {change.kind} {show(change.name)} {{", colour))
+    if action == Action.CREATE:
+        for path, value in flatten(change.after or {}):
+            if path[0] == "name":
+                continue
+            _leaf(out, "+", ".".join(path), value, "green")
+    elif action == Action.DELETE:
+        for path, value in flatten(change.before or {}):
+            if path[0] == "name":
+                continue
+            _leaf(out, "-", ".".join(path), value, "red")
+    else:
+        for attr in change.changes:
+            sign = {"add": "+", "remove": "-", "change": "~"}[attr.kind]
+            tail = out.style("  # forces replacement", "magenta") if attr.forces_replace else ""
+            if is_text_block(attr):
+                out.add(out.style(f"      ~ {attr.dotted}:", "yellow"))
+                for line in text_diff(attr.before, attr.after, attr.dotted):
+                    fg = "green" if line.startswith("+") else "red" if line.startswith("-") else None
+                    out.add("          " + out.style(line, fg))
+                continue
+            if attr.kind == "change":
+                text = f"      {sign} {attr.dotted}: {show(attr.before)} -> {show(attr.after)}"
+            else:
+                text = f"      {sign} {attr.dotted}{value_suffix(attr)}"
+            out.add(out.style(text, {"+": "green", "-": "red", "~": "yellow"}[sign]) + tail)
+    if change.data is not None and (change.data.has_changes or action == Action.CREATE):
+        out.add(out.style(f"      ~ datapoints: {data_line(change.data)}", "yellow"))
+        cost = cost_line(change.data)
+        if cost:
+            out.add(f"          ({cost})")
+        if change.data.key is None:
+            out.add("          (no key: rows are matched by content, an edited row shows as remove + add)")
+        for what, keys in change.data.examples.items():
+            if keys:
+                out.add(f"          e.g. {what}: {', '.join(show(k) for k in keys)}")
+    out.add(out.style("    }", colour))
+    for reason in change.replace_reasons:
+        out.add(out.style(f"    replaced because {reason}", "magenta"))
+    for loss in change.data_loss:
+        out.add(out.style(f"    ! data loss: {loss}", "red", bold=True))
+    if change.prevent_destroy and change.destroys:
+        out.add(out.style("    ! lifecycle.prevent_destroy is set: apply will refuse this", "red", bold=True))
+    out.add()
+
+
+def _leaf(out: _Out, sign: str, name: str, value: Any, colour: str) -> None:
+    out.add(out.style(f"      {sign} {name}: {show(value)}", colour))
+
+
+def _warnings(out: _Out, plan: Plan) -> None:
+    lossy = plan.destructive()
+    if lossy:
+        out.add(
+            out.style(
+                f"Warning: {len(lossy)} change{'s' if len(lossy) != 1 else ''} destroy data "
+                f"({', '.join(c.address for c in lossy)}); apply needs --allow-data-loss.",
+                "red",
+                bold=True,
+            )
+        )
+    protected = plan.protected()
+    if protected:
+        out.add(
+            out.style(
+                "Error: lifecycle.prevent_destroy protects "
+                + ", ".join(c.address for c in protected)
+                + "; apply will refuse this plan.",
+                "red",
+                bold=True,
+            )
+        )
+    if lossy or protected:
+        out.add()
