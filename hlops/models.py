@@ -4,59 +4,93 @@ Every model is frozen and forbids unknown keys; the JSON Schema editors use
 (`schema/hlops.schema.json`, `hlops schema`) is generated from these classes, so every
 `description=` here is also the hover text a user sees in an editor.
 
-Short forms are accepted where they read naturally and are normalised by accessors, never
-by mutating the model:
+Short forms are accepted where they read naturally. They are expanded *while validating*
+(a ``BeforeValidator``), so a validated model always holds the long form and code that reads
+it never has to care which form was written; the JSON Schema still offers both forms
+(``json_schema_input_type``):
 
 - a field may be just its type (``text: text``) or ``{data_type, description}``;
-- an input may be just its source (``text: support-tickets.text``) or an object;
+- an input may be just its source (``text: support-tickets.text``), a list of sources, or an
+  object ``{from, description, display_only, data_type}``;
 - ``from`` may be one ``dataset.field`` reference or a list of them;
 - a label may be just its name or ``{name, description}``;
 - a user may be just an e-mail (role ``annotator``) or ``{email, role}``.
 
-Cross-document rules (references, types across datasets) live in :mod:`hlops.refs`;
-data files are checked while streaming by :mod:`hlops.datafile`.
+Rules that involve several keys of one document (a ``key`` that is not a field, an output
+without labels, ...) are model validators here; they raise ``PydanticCustomError`` of type
+``hlops`` whose context ``at`` is the attribute path the problem is about, so the loader can
+point at the exact YAML node. Rules across documents (references, types across datasets) live
+in :mod:`hlops.refs`; data files are checked while streaming by :mod:`hlops.datafile`.
+
+This module is pure: no file, network or environment access.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 DataType = Literal["text", "categorical", "character_offsets"]
 TaskType = Literal["classification", "multilabel_classification", "sequence_tagging"]
 Role = Literal["annotator", "owner", "admin"]
 Ensure = Literal["present", "absent"]
 
+DATA_TYPES: tuple[str, ...] = ("text", "categorical", "character_offsets")
+TASK_TYPES: tuple[str, ...] = ("classification", "multilabel_classification", "sequence_tagging")
+ROLES: tuple[str, ...] = ("annotator", "owner", "admin")
 DEFAULT_ROLE: Role = "annotator"
 
-# Resource names: printable, no leading/trailing space, no newline. Dots are allowed in
-# dataset names (a reference splits at the *last* dot), never in field names.
-Name = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=200, pattern=r"^[^\s/](?:[^\n\r\t/]*[^\s/])?$"),
-]
+# Resource names: printable, no leading/trailing space, no newline, no slash. Dots are allowed
+# in dataset names (a reference splits at the *last* dot), never in field names.
+NAME_PATTERN = r"^[^\s/](?:[^\n\r\t/]*[^\s/])?$"
+FIELD_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+REFERENCE_PATTERN = r"^\S(?:.*\S)?\.[A-Za-z_][A-Za-z0-9_\-]*$"
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NAME_PATTERN)]
 FieldName = Annotated[
-    str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+    str, StringConstraints(min_length=1, max_length=100, pattern=FIELD_NAME_PATTERN)
 ]
-Email = Annotated[
-    str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-]
+Email = Annotated[str, StringConstraints(max_length=254, pattern=EMAIL_PATTERN)]
 # "dataset.field"; the dataset part may itself contain dots, the field part may not.
 Reference = Annotated[
     str,
-    StringConstraints(pattern=r"^\S(?:.*\S)?\.[A-Za-z_][A-Za-z0-9_\-]*$"),
+    StringConstraints(pattern=REFERENCE_PATTERN),
     Field(description="A dataset field, written `dataset-name.field-name`."),
 ]
 
 
+def hlops_error(message: str, *at: Any) -> PydanticCustomError:
+    """A validation error the loader reports at attribute path ``at`` of the model.
+
+    ``message`` is final text (braces are escaped so pydantic does not format it)."""
+    return PydanticCustomError("hlops", message.replace("{", "{{").replace("}", "}}"), {"at": at})
+
+
+def nearest(word: str, choices: Any, n: int = 1) -> list[str]:
+    """The closest of ``choices`` to ``word`` (difflib), case-insensitive matches first."""
+    choices = [str(c) for c in choices]
+    exact = [c for c in choices if c.lower() == str(word).lower()]
+    if exact:
+        return exact[:n]
+    return difflib.get_close_matches(str(word), choices, n=n, cutoff=0.6)
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
-
-
-def _as_list(value: Any) -> Any:
-    return [value] if isinstance(value, str) else value
 
 
 def split_reference(ref: str) -> tuple[str, str]:
@@ -65,13 +99,44 @@ def split_reference(ref: str) -> tuple[str, str]:
     return dataset, field
 
 
+# --------------------------------------------------------------------------- short forms
+
+
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+def _short(key: str, what: str, *, allow_list: bool = False):
+    """A before-validator expanding a scalar short form ``value`` into ``{key: value}``."""
+
+    def expand(value: Any) -> Any:
+        if isinstance(value, str) or (allow_list and isinstance(value, list)):
+            return {key: value}
+        if isinstance(value, dict) or isinstance(value, BaseModel):
+            return value
+        raise PydanticCustomError("short_form", what)
+
+    return expand
+
+
+FromList = Annotated[
+    tuple[Reference, ...],
+    BeforeValidator(_as_list, json_schema_input_type=Union[Reference, list[Reference]]),
+]
+
+
 class Lifecycle(_Model):
+    """How hlops may change a resource over time."""
+
     prevent_destroy: bool = Field(
         False,
         description="Refuse any plan that deletes or replaces this resource, even with "
         "--allow-data-loss.",
     )
-    ignore_changes: tuple[str, ...] = Field(
+    ignore_changes: Annotated[
+        tuple[str, ...],
+        BeforeValidator(_as_list, json_schema_input_type=Union[str, list[str]]),
+    ] = Field(
         (),
         description="Attribute paths whose remote value is left alone (e.g. `guidelines`, "
         "`users`, `outputs.sentiment.labels`): edits made in the web app are not reverted.",
@@ -90,25 +155,97 @@ class _Resource(_Model):
         description="The resource's previous name: renames it in place instead of "
         "destroy + create, keeping its id, datapoints and annotations.",
     )
-    lifecycle: Lifecycle = Field(default_factory=Lifecycle)
+    lifecycle: Lifecycle = Field(
+        default_factory=Lifecycle,
+        description="`prevent_destroy` and `ignore_changes`.",
+    )
+
+    # Attributes that `lifecycle.ignore_changes` may name (first segment of the path).
+    IGNORABLE: ClassVar[tuple[str, ...]] = ()
+
+    def problems(self) -> list[tuple[tuple[Any, ...], str]]:
+        """Every rule of this document that its fields alone cannot express, as
+        ``(attribute path, message)``. Empty for a valid resource."""
+        out: list[tuple[tuple[Any, ...], str]] = []
+        if self.renamed_from is not None and self.renamed_from == self.name:
+            out.append((("renamed_from",), (
+                f"renamed_from is the resource's own name {self.name!r} — write the old name, "
+                "or remove renamed_from")))
+        if self.ensure == "absent" and self.lifecycle.prevent_destroy:
+            out.append((("ensure",), (
+                "ensure: absent deletes this resource but lifecycle.prevent_destroy forbids "
+                "it — remove prevent_destroy first if the deletion is meant")))
+        for i, path in enumerate(self.lifecycle.ignore_changes):
+            head = path.split(".", 1)[0]
+            if head not in self.IGNORABLE:
+                guess = nearest(head, self.IGNORABLE)
+                hint = f"did you mean {guess[0]!r}?" if guess else "attributes: " + ", ".join(
+                    self.IGNORABLE
+                )
+                out.append((("lifecycle", "ignore_changes", i), (
+                    f"ignore_changes names unknown attribute {path!r} — {hint}")))
+        return out
+
+    def _raise_or_collect(self, info: ValidationInfo) -> Any:
+        """Raise the first problem — or, when the loader validates with
+        ``context={"problems": []}``, add them all to that list so none is hidden."""
+        problems = self.problems()
+        if problems:
+            sink = (info.context or {}).get("problems") if info.context else None
+            if sink is None:
+                at, message = problems[0]
+                raise hlops_error(message, *at)
+            sink.extend(problems)
+        return self
 
 
 # --------------------------------------------------------------------------- datasets
 
 
 class FieldSpec(_Model):
+    """A dataset field, long form."""
+
     data_type: DataType = Field(
         description="`text`, `categorical` (a label per datapoint) or `character_offsets` "
         "(spans `{start, end, label}` into a text)."
     )
-    description: str | None = None
+    description: str | None = Field(None, description="Shown in the web app.")
+
+
+FieldEntry = Annotated[
+    FieldSpec,
+    BeforeValidator(
+        _short("data_type", "expected a data type (text, categorical or character_offsets) "
+               "or {data_type, description}"),
+        json_schema_input_type=Union[DataType, FieldSpec],
+    ),
+]
+
+
+def _data_shape(value: Any) -> Any:
+    """One clear error for `data` instead of one per member of the union."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        for i, row in enumerate(value):
+            if not isinstance(row, dict):
+                raise hlops_error(
+                    "an inline datapoint must be a mapping of field name to value, e.g. "
+                    "`- {text: Great service!}`",
+                    i,
+                )
+        return value
+    raise hlops_error(
+        "`data` must be the path of a data file (.jsonl, .json or .csv) or a list of "
+        "datapoints"
+    )
 
 
 class Dataset(_Resource):
     """A set of typed fields and its datapoints."""
 
-    kind: Literal["Dataset"]
-    fields: dict[FieldName, DataType | FieldSpec] = Field(
+    kind: Literal["Dataset"] = Field(description="`Dataset`.")
+    fields: dict[FieldName, FieldEntry] = Field(
         default_factory=dict,
         description="Field name -> data type (or `{data_type, description}`). Fields can be "
         "added in place; changing a type or removing a field replaces the dataset.",
@@ -119,7 +256,9 @@ class Dataset(_Resource):
         "datapoint). Without it, datapoints are matched by content and an edit shows as "
         "remove + add.",
     )
-    data: str | list[dict[str, Any]] | None = Field(
+    data: Annotated[
+        str | list[dict[str, Any]] | None, BeforeValidator(_data_shape)
+    ] = Field(
         None,
         description="A data file (`.jsonl`, `.json` or `.csv`, relative to this manifest) "
         "or a short inline list of datapoints.",
@@ -130,37 +269,47 @@ class Dataset(_Resource):
         "when they carry annotations). Off by default: hlops only adds and updates rows.",
     )
 
+    IGNORABLE: ClassVar[tuple[str, ...]] = ("description", "fields", "key", "data")
+
     def field_types(self) -> dict[str, str]:
-        """Field name -> data type, whichever form each field was written in."""
-        return {
-            name: spec if isinstance(spec, str) else spec.data_type
-            for name, spec in self.fields.items()
-        }
+        """Field name -> data type."""
+        return {name: spec.data_type for name, spec in self.fields.items()}
 
     def field_description(self, name: str) -> str | None:
-        spec = self.fields[name]
-        return None if isinstance(spec, str) else spec.description
+        return self.fields[name].description
+
+    def problems(self) -> list[tuple[tuple[Any, ...], str]]:
+        out = super().problems()
+        if self.ensure == "present" and not self.fields:
+            out.append((("fields",), (
+                "a dataset needs at least one field — add `fields:` with e.g. `text: text`")))
+        if self.key is not None and self.fields and self.key not in self.fields:
+            guess = nearest(self.key, self.fields)
+            hint = f"did you mean {guess[0]!r}?" if guess else "fields: " + ", ".join(self.fields)
+            out.append((("key",), f"key {self.key!r} is not a field of this dataset — {hint}"))
+        if self.prune_data and self.data is None:
+            out.append((("prune_data",), (
+                "prune_data without data would delete every datapoint — set `data` (use "
+                "`data: []` to really empty the dataset), or remove prune_data")))
+        return out
 
     @model_validator(mode="after")
-    def _present_needs_fields(self) -> Dataset:
-        if self.ensure == "present" and not self.fields:
-            raise ValueError("a dataset needs at least one field under `fields`")
-        if self.key is not None and self.fields and self.key not in self.fields:
-            known = ", ".join(self.fields)
-            raise ValueError(f"key {self.key!r} is not a field of this dataset (fields: {known})")
-        return self
+    def _check(self, info: ValidationInfo) -> Dataset:
+        return self._raise_or_collect(info)
 
 
 # --------------------------------------------------------------------------- projects
 
 
 class Input(_Model):
-    from_: tuple[Reference, ...] = Field(
+    """A project input, long form."""
+
+    from_: FromList = Field(
         alias="from",
         description="The dataset field(s) this input reads: `dataset.field`, or a list to "
-        "read from several datasets.",
+        "read from several datasets (one field per dataset, all of the same type).",
     )
-    description: str | None = None
+    description: str | None = Field(None, description="Shown to annotators.")
     display_only: bool = Field(
         False, description="Shown to annotators but not used by the model."
     )
@@ -169,86 +318,127 @@ class Input(_Model):
         description="Optional: taken from the source field; if given it must match it.",
     )
 
-    _from_list = field_validator("from_", mode="before")(_as_list)
+
+InputEntry = Annotated[
+    Input,
+    BeforeValidator(
+        _short("from", "expected a source `dataset.field`, a list of them, or "
+               "{from, description, display_only}", allow_list=True),
+        json_schema_input_type=Union[Reference, list[Reference], Input],
+    ),
+]
 
 
 class Label(_Model):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    description: str | None = None
+    """An output label, long form."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
+        description="The label as annotators see it and the model predicts it."
+    )
+    description: str | None = Field(None, description="When to use this label.")
+
+
+LabelEntry = Annotated[
+    Label,
+    BeforeValidator(
+        _short("name", "expected a label name or {name, description}"),
+        json_schema_input_type=Union[str, Label],
+    ),
+]
 
 
 class Output(_Model):
+    """What annotators label and the model learns."""
+
     task_type: TaskType = Field(
         description="`classification` (one label), `multilabel_classification` or "
         "`sequence_tagging` (spans of a text input)."
     )
-    description: str | None = None
-    from_: tuple[Reference, ...] = Field(
+    description: str | None = Field(None, description="Shown to annotators.")
+    from_: FromList = Field(
         (),
         alias="from",
         description="Field(s) holding existing labels: a `categorical` field for "
         "classification, a `character_offsets` field for sequence_tagging.",
     )
-    labels: tuple[str | Label, ...] = Field(
+    labels: tuple[LabelEntry, ...] = Field(
         (),
         description="The label taxonomy, as names or `{name, description}`. Labels can be "
         "added in place; removing one replaces the project.",
     )
-    input: str | None = Field(
+    input: FieldName | None = Field(
         None, description="sequence_tagging only: the text input its spans point into."
     )
 
-    _from_list = field_validator("from_", mode="before")(_as_list)
-
     def label_map(self) -> dict[str, str | None]:
-        """Label name -> description, whichever form each label was written in."""
-        out: dict[str, str | None] = {}
-        for label in self.labels:
-            if isinstance(label, str):
-                out[label] = None
-            else:
-                out[label.name] = label.description
-        return out
+        """Label name -> description."""
+        return {label.name: label.description for label in self.labels}
 
     @model_validator(mode="after")
-    def _check_shape(self) -> Output:
+    def _check(self) -> Output:
         if self.task_type == "sequence_tagging" and not self.input:
-            raise ValueError("a sequence_tagging output needs `input`: the text input its spans point into")
-        if self.task_type != "sequence_tagging" and self.input:
-            raise ValueError("`input` is only for sequence_tagging outputs")
-        if not self.from_ and not self.labels:
-            raise ValueError(
-                "an output needs its labels: list them under `labels`, or point `from` at a "
-                "field holding existing annotations"
+            raise hlops_error(
+                "a sequence_tagging output needs `input`: the name of the text input its "
+                "spans point into",
+                "task_type",
             )
-        names = [label if isinstance(label, str) else label.name for label in self.labels]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"label {dupes[0]!r} is listed twice")
+        if self.task_type != "sequence_tagging" and self.input:
+            raise hlops_error(
+                f"`input` is only for sequence_tagging outputs — remove it, or set "
+                f"task_type: sequence_tagging",
+                "input",
+            )
+        if not self.from_ and not self.labels:
+            raise hlops_error(
+                "an output needs its labels — list them under `labels`, or point `from` at a "
+                "field holding existing annotations",
+                "task_type",
+            )
+        seen: set[str] = set()
+        for i, label in enumerate(self.labels):
+            if label.name in seen:
+                raise hlops_error(
+                    f"label {label.name!r} is listed twice — list each label once", "labels", i
+                )
+            seen.add(label.name)
         return self
 
 
 class User(_Model):
-    email: Email
-    role: Role = DEFAULT_ROLE
+    """A team member, long form."""
+
+    email: Email = Field(description="The e-mail of the user's Humanloop account.")
+    role: Role = Field(DEFAULT_ROLE, description="`annotator` (default), `owner` or `admin`.")
+
+
+UserEntry = Annotated[
+    User,
+    BeforeValidator(
+        _short("email", "expected an e-mail or {email, role}"),
+        json_schema_input_type=Union[Email, User],
+    ),
+]
 
 
 class Project(_Resource):
     """A labelling project: inputs read from dataset fields, outputs to annotate and train."""
 
-    kind: Literal["Project"]
-    inputs: dict[FieldName, Reference | Input] = Field(
+    kind: Literal["Project"] = Field(description="`Project`.")
+    inputs: dict[FieldName, InputEntry] = Field(
         default_factory=dict,
-        description="Input name -> its source (`dataset.field`) or `{from, description, "
-        "display_only}`.",
+        description="Input name -> its source (`dataset.field`, or a list of them) or "
+        "`{from, description, display_only}`.",
     )
-    outputs: dict[FieldName, Output] = Field(default_factory=dict)
+    outputs: dict[FieldName, Output] = Field(
+        default_factory=dict,
+        description="Output name -> `{task_type, labels | from, description, input}`.",
+    )
     guidelines: str | None = Field(
         None,
         description="Annotator guidelines: inline markdown, or the path of a `.md` file "
-        "relative to this manifest.",
+        "relative to this manifest (a single line ending in `.md`).",
     )
-    users: tuple[Email | User, ...] = Field(
+    users: tuple[UserEntry, ...] = Field(
         (),
         description="Team members: e-mails (role annotator) or `{email, role}` with role "
         "annotator, owner or admin.",
@@ -259,45 +449,58 @@ class Project(_Resource):
         "annotations at once (warm start); true: annotators review them first.",
     )
 
+    IGNORABLE: ClassVar[tuple[str, ...]] = (
+        "description", "inputs", "outputs", "guidelines", "users", "review_existing_annotations"
+    )
+
     def input_map(self) -> dict[str, Input]:
-        """Input name -> :class:`Input`, whichever form each input was written in."""
-        return {
-            name: Input.model_validate({"from": spec}) if isinstance(spec, str) else spec
-            for name, spec in self.inputs.items()
-        }
+        """Input name -> :class:`Input`."""
+        return dict(self.inputs)
 
     def user_roles(self) -> dict[str, str]:
-        """E-mail -> role, whichever form each user was written in."""
-        out: dict[str, str] = {}
-        for user in self.users:
-            if isinstance(user, str):
-                out[user] = DEFAULT_ROLE
-            else:
-                out[user.email] = user.role
+        """E-mail -> role."""
+        return {user.email: user.role for user in self.users}
+
+    def problems(self) -> list[tuple[tuple[Any, ...], str]]:
+        out = super().problems()
+        if self.ensure == "present":
+            if not self.inputs:
+                out.append((("inputs",), (
+                    "a project needs at least one input — add `inputs:` with e.g. "
+                    "`text: my-dataset.text`")))
+            elif all(spec.display_only for spec in self.inputs.values()):
+                out.append((("inputs",), (
+                    "every input is display_only, so the model has nothing to learn from — "
+                    "make at least one input not display_only")))
+            if not self.outputs:
+                out.append((("outputs",), (
+                    "a project needs at least one output — add `outputs:` with a task_type "
+                    "and labels")))
+        seen: dict[str, int] = {}
+        for i, user in enumerate(self.users):
+            folded = user.email.lower()
+            if folded in seen:
+                out.append((("users", i), (
+                    f"user {user.email!r} is listed twice (also item {seen[folded] + 1}) — "
+                    "list each user once")))
+            seen.setdefault(folded, i)
         return out
 
     @model_validator(mode="after")
-    def _present_needs_io(self) -> Project:
-        if self.ensure == "present":
-            if not self.inputs:
-                raise ValueError("a project needs at least one input under `inputs`")
-            if not self.outputs:
-                raise ValueError("a project needs at least one output under `outputs`")
-        emails = [u if isinstance(u, str) else u.email for u in self.users]
-        dupes = sorted({e for e in emails if emails.count(e) > 1})
-        if dupes:
-            raise ValueError(f"user {dupes[0]!r} is listed twice")
-        return self
+    def _check(self, info: ValidationInfo) -> Project:
+        return self._raise_or_collect(info)
 
 
 Manifest = Annotated[Union[Dataset, Project], Field(discriminator="kind")]
-KINDS = {"Dataset": Dataset, "Project": Project}
+KINDS: dict[str, type[Dataset] | type[Project]] = {"Dataset": Dataset, "Project": Project}
 
 
 # --------------------------------------------------------------------------- settings
 
 
 class Ownership(_Model):
+    """Which remote names this repository owns."""
+
     prefixes: tuple[str, ...] = Field((), description="Names starting with one of these.")
     names: tuple[Name, ...] = Field((), description="These exact names.")
 
@@ -310,7 +513,7 @@ class Ownership(_Model):
 
 
 class Settings(_Model):
-    """`hlops.yaml` at the root of a manifest tree."""
+    """`hlops.yaml` at the root of a manifest tree (not a manifest: it has no `kind`)."""
 
     base_url: str | None = Field(
         None,
@@ -321,11 +524,47 @@ class Settings(_Model):
         description="Which remote names this repository owns: `hlops plan` lists unowned "
         "remote resources, `--prune` deletes only owned ones that no manifest declares.",
     )
-    parallelism: int | None = Field(None, ge=1, le=64)
+    parallelism: int | None = Field(
+        None, ge=1, le=64, description="How many API calls apply runs at once (1-64)."
+    )
 
     @field_validator("base_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^https?://[^\s]+$", value):
-            raise ValueError("base_url must be an http(s) URL, e.g. https://api.humanloop.com")
+            raise PydanticCustomError(
+                "hlops",
+                "base_url must be an http(s) URL — e.g. https://api.humanloop.com",
+                {"at": ()},
+            )
         return value.rstrip("/") if value else value
+
+
+# --------------------------------------------------------------------------- JSON Schema
+
+
+def manifest_schema() -> dict[str, Any]:
+    """The JSON Schema of one manifest document (a Dataset or a Project), for editors."""
+    from pydantic import TypeAdapter
+
+    schema = TypeAdapter(Manifest).json_schema(mode="validation")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://hlops.dev/schema/hlops.schema.json",
+        "title": "hlops manifest",
+        "description": "One YAML document of an hlops manifest: a Dataset or a Project. "
+        "Generated from hlops/models.py by `hlops schema`; do not edit.",
+        **schema,
+    }
+
+
+def settings_schema() -> dict[str, Any]:
+    """The JSON Schema of `hlops.yaml`."""
+    schema = Settings.model_json_schema(mode="validation")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://hlops.dev/schema/hlops-settings.schema.json",
+        "description": "hlops.yaml, the settings at the root of a manifest tree. Generated "
+        "from hlops/models.py by `hlops schema --settings`; do not edit.",
+        **schema,
+    }

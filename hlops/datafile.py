@@ -1,0 +1,633 @@
+"""Data files: streamed, never read whole; every row checked against its dataset's fields.
+
+Formats (chosen by extension):
+
+- ``.jsonl`` / ``.ndjson``: one JSON object per line; blank lines are skipped.
+- ``.json``: one top-level array of objects. It is decoded element by element from a
+  bounded text buffer (``json.JSONDecoder.raw_decode``) rather than by ijson, because ijson
+  cannot say on which line an element starts; this way every row and every syntax error has
+  an exact line and column, at the same speed. Memory: the buffer (1 MiB + one element).
+- ``.csv``: the header row names the fields (surrounding spaces ignored); an empty cell is
+  null (no value); ``character_offsets`` cells hold JSON text
+  (``[{"start": 0, "end": 5, "label": "ORG"}]``). Line numbers are those of the record's
+  first physical line; columns are the cell's character position when the record fits on
+  one line.
+
+Files are UTF-8 (a BOM is ignored).
+
+The API, from raw to ready::
+
+    iter_rows(path, fields=None)                 -> Iterator[(line, row)]  raw rows; raises
+                                                    ManifestError at the end on syntax errors
+    iter_checked(path, fields, key=None, *, span_texts=None, display=None)
+                                                 -> Iterator[(line, normalised_row)]
+    iter_normalised(config, dataset_name)        -> Iterator[(line, normalised_row)]
+                                                    (the file or the inline `data:` rows)
+    row_source(config, dataset_name)             -> a callable restarting iter_normalised
+    check_data(path, fields, key=None, *, span_texts=None, display=None)
+                                                 -> (rows, [Problem])   used by load()
+
+``iter_checked`` / ``iter_normalised`` yield only rows without problems, normalised with
+:func:`hlops.canonical.normalise_row` (the same function the server uses, so both sides hash
+the same bytes), and raise :class:`~hlops.errors.ManifestError` with every problem *after
+the last row* — a caller that consumes the whole iterator never acts on a bad file.
+
+Checks per row: an object; no unknown field (with the nearest name); each value fits its
+field (:func:`hlops.canonical.normalise_value`); spans have ``start < end`` and stay within
+their text (``span_texts``: span field -> text field, see :func:`hlops.refs.span_texts`);
+the key field has a value; no two rows share a key.
+
+Duplicate keys are found in bounded memory: each key is kept as a 16-byte BLAKE2b digest plus
+its line (24 bytes) in a flat buffer; past 262,144 keys the buffer is spilled into 64
+partition files (by the digest's first byte) in a temporary directory, and at the end each
+partition is sorted on its own (numpy). Memory stays ~6 MiB + one partition whatever the row
+count; 10^8 keys need ~2.4 GB of temporary disk. A 128-bit digest makes a false duplicate
+vanishingly unlikely (~10^-20 at a billion rows).
+
+Problems are capped so a bad million-row file stays readable: at most 5 per kind of problem
+(e.g. "wrong type in `sentiment`") and 100 per file, then one line counting the rest.
+Messages never quote a datapoint's values (they may be private): they name fields and lines.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import heapq
+import io
+import json
+import os
+import re
+import sys
+import tempfile
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from hlops.canonical import InvalidValue, check_spans_within, key_text, normalise_row, row_problems
+from hlops.errors import ManifestError, Problem
+from hlops.models import nearest
+
+SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv")
+CHUNK = 1 << 20
+MAX_ELEMENT = 64 << 20  # a single JSON element larger than this is an error, not a stall
+PER_CLASS = 5
+PER_FILE = 100
+SPILL_AT = 1 << 18
+PARTITIONS = 64
+
+csv.field_size_limit(min(sys.maxsize, 1 << 30))
+
+
+def format_of(path: Path | str) -> str | None:
+    """``"jsonl"``, ``"json"``, ``"csv"`` or None for an unsupported extension."""
+    suffix = Path(path).suffix.lower()
+    return {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv"}.get(suffix)
+
+
+def display_path(path: Path | str) -> str:
+    """``path`` relative to the current directory when below it, else absolute."""
+    path = Path(path).absolute()
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+# --------------------------------------------------------------------------- readers
+
+
+class RowReader:
+    """Iterate ``(line, row)`` over a data file; syntax problems go to ``problems`` and the
+    reader carries on where the format allows it (JSONL, CSV) or stops (JSON array).
+
+    ``col(field)`` is the column of ``field`` (a key or a CSV column) in the row last
+    yielded, 1 when unknown. ``ignored`` holds CSV columns dropped at the header (reported
+    there once, so that rows do not repeat the problem)."""
+
+    def __init__(self, path: Path | str, fields: Mapping[str, str] | None = None,
+                 display: str | None = None):
+        self.path = Path(path)
+        self.fields = fields
+        self.display = display or display_path(self.path)
+        self.problems: list[Problem] = []
+        self.format = format_of(self.path)
+        self._raw: str | bytes = b""
+        self._header: list[str] = []
+
+    def problem(self, line: int, col: int, message: str) -> None:
+        self.problems.append(Problem(self.display, line, col, message))
+
+    def __iter__(self) -> Iterator[tuple[int, Any]]:
+        if self.format is None:
+            self.problem(0, 0, f"unsupported data file extension {self.path.suffix!r} — use "
+                         ".jsonl, .json or .csv")
+            return iter(())
+        return {"jsonl": self._jsonl, "json": self._json, "csv": self._csv}[self.format]()
+
+    def col(self, field: str | None) -> int:
+        if field is None or not self._raw:
+            return 1
+        if self.format == "csv":
+            try:
+                index = self._header.index(field)
+            except ValueError:
+                return 1
+            return _csv_cell_col(self._raw, index) if isinstance(self._raw, str) else 1
+        raw = self._raw if isinstance(self._raw, str) else self._raw.decode("utf-8", "replace")
+        at = raw.find(json.dumps(field, ensure_ascii=False))
+        return at + 1 if at >= 0 else 1
+
+    # -- .jsonl
+    def _jsonl(self) -> Iterator[tuple[int, Any]]:
+        with open(self.path, "rb") as f:
+            for line_no, line in enumerate(f, 1):
+                if line_no == 1 and line.startswith(b"\xef\xbb\xbf"):
+                    line = line[3:]
+                if not line.strip():
+                    continue
+                try:
+                    row = orjson.loads(line)
+                except orjson.JSONDecodeError as exc:
+                    if line_no == 1 and line.lstrip().startswith(b"["):
+                        self.problem(1, 1, "a .jsonl file holds one JSON object per line, this "
+                                     "one starts with '[' — if it is a JSON array, name it .json")
+                        return
+                    self.problem(line_no, exc.colno or 1, _json_message(exc.msg) +
+                                 " — each line of a .jsonl file must be one JSON object")
+                    continue
+                self._raw = line
+                yield line_no, row
+
+    # -- .json
+    def _json(self) -> Iterator[tuple[int, Any]]:
+        decoder = json.JSONDecoder()
+        space = re.compile(r"[ \t\n\r]*")
+        with open(self.path, encoding="utf-8-sig", newline="") as f:
+            buf, pos, line, eof = "", 0, 1, False  # `line` is the line of buf[pos]
+            state = "start"
+            while True:
+                end_space = space.match(buf, pos).end()
+                line += buf.count("\n", pos, end_space)
+                pos = end_space
+                if pos >= len(buf) - 1 and not eof:
+                    try:
+                        more = f.read(CHUNK)
+                    except UnicodeDecodeError:
+                        self.problem(line, 1, "not valid UTF-8 near here — save the file as UTF-8")
+                        return
+                    eof = not more
+                    buf, pos = buf[pos:] + more, 0
+                    continue
+                if pos >= len(buf):
+                    if state == "start":
+                        self.problem(1, 1, "empty .json file — it must hold an array of objects: "
+                                     "[{...}, {...}]")
+                    elif state != "done":
+                        self.problem(line, 1, "the JSON array is not closed — add ']' at the end")
+                    return
+                char = buf[pos]
+                col = pos - buf.rfind("\n", 0, pos)
+                if state == "start":
+                    if char != "[":
+                        self.problem(line, col, "a .json data file must hold an array of objects "
+                                     "[{...}, {...}] — for one object per line, use .jsonl")
+                        return
+                    pos, state = pos + 1, "first"
+                    continue
+                if state == "done":
+                    self.problem(line, col, "unexpected text after the end of the JSON array — "
+                                 "remove it")
+                    return
+                if char == "]" and state in ("first", "comma"):
+                    pos, state = pos + 1, "done"
+                    continue
+                if state == "comma":
+                    if char != ",":
+                        self.problem(line, col, "expected ',' or ']' after an element of the "
+                                     "JSON array")
+                        return
+                    pos, state = pos + 1, "element"
+                    continue
+                try:
+                    row, end = decoder.raw_decode(buf, pos)
+                    complete = end < len(buf) or eof
+                except json.JSONDecodeError as exc:
+                    complete, error = False, exc
+                else:
+                    error = None
+                if not complete:
+                    if eof or len(buf) - pos > MAX_ELEMENT:
+                        where_line = line + buf.count("\n", pos, error.pos) if error else line
+                        where_col = (error.pos - buf.rfind("\n", 0, error.pos)) if error else col
+                        self.problem(where_line, where_col, _json_message(error.msg if error else
+                                     "element too large") + " — the .json file must be one valid "
+                                     "JSON array")
+                        return
+                    try:
+                        more = f.read(CHUNK)
+                    except UnicodeDecodeError:
+                        self.problem(line, 1, "not valid UTF-8 near here — save the file as UTF-8")
+                        return
+                    eof = not more
+                    buf, pos = buf[pos:] + more, 0
+                    continue
+                self._raw = buf[pos:end] if end - pos < 65536 else ""
+                yield line, row
+                line += buf.count("\n", pos, end)
+                pos, state = end, "comma"
+                if pos > CHUNK:  # keep the buffer bounded
+                    buf, pos = buf[pos:], 0
+
+    # -- .csv
+    def _csv(self) -> Iterator[tuple[int, Any]]:
+        spans = {n for n, t in (self.fields or {}).items() if t == "character_offsets"}
+        with open(self.path, encoding="utf-8-sig", newline="") as f:
+            physical = _LineTap(f)
+            reader = csv.reader(physical, strict=True)
+            try:
+                header = next(reader, None)
+            except (csv.Error, UnicodeDecodeError) as exc:
+                self.problem(1, 1, _csv_message(exc))
+                return
+            if not header or not any(h.strip() for h in header):
+                self.problem(1, 1, "empty CSV file — the first row must name the columns")
+                return
+            self._header = [h.strip() for h in header]
+            keep = self._check_header(self._header, physical.last)
+            prev = reader.line_num
+            while True:
+                try:
+                    record = next(reader)
+                except StopIteration:
+                    return
+                except (csv.Error, UnicodeDecodeError) as exc:
+                    self.problem(prev + 1, 1, _csv_message(exc))
+                    return
+                line, prev = prev + 1, reader.line_num
+                if not record or record == [""]:
+                    continue
+                self._raw = physical.last if line == prev else ""
+                if len(record) != len(self._header):
+                    self.problem(line, 1, f"this row has {len(record)} cells but the header has "
+                                 f"{len(self._header)} — quote cells that contain commas")
+                    continue
+                row, bad = {}, False
+                for i in keep:
+                    name, cell = self._header[i], record[i]
+                    if cell == "":
+                        row[name] = None
+                    elif name in spans:
+                        try:
+                            row[name] = orjson.loads(cell)
+                        except orjson.JSONDecodeError:
+                            self.problem(line, self.col(name), f"column {name!r} is not valid "
+                                         "JSON — write spans as [{\"start\": 0, \"end\": 5, "
+                                         "\"label\": \"ORG\"}]")
+                            bad = True
+                    else:
+                        row[name] = cell
+                if not bad:
+                    yield line, row
+
+    def _check_header(self, header: list[str], raw: str) -> list[int]:
+        keep, seen = [], set()
+        for i, name in enumerate(header):
+            col = _csv_cell_col(raw, i)
+            if not name:
+                self.problem(1, col, f"column {i + 1} has no name — name it in the header row, "
+                             "or remove the column")
+            elif name in seen:
+                self.problem(1, col, f"column {name!r} appears twice in the header — keep one")
+            elif self.fields is not None and name not in self.fields:
+                self.problem(1, col, _unknown_field(name, self.fields))
+            else:
+                keep.append(i)
+            seen.add(name)
+        return keep
+
+
+class _LineTap:
+    """Feeds csv.reader line by line, remembering the last physical line read (the whole
+    record when it fits on one line, which is what column positions need)."""
+
+    def __init__(self, f: io.TextIOBase):
+        self.f = f
+        self.last = ""
+
+    def __iter__(self) -> _LineTap:
+        return self
+
+    def __next__(self) -> str:
+        self.last = next(self.f)
+        return self.last
+
+
+def _csv_cell_col(line: str, index: int) -> int:
+    """1-based character column where cell ``index`` starts in a one-line CSV record."""
+    if not line:
+        return 1
+    cell, quoted, i = 0, False, 0
+    start = 0
+    while i < len(line) and cell < index:
+        char = line[i]
+        if char == '"':
+            quoted = not quoted
+        elif char == "," and not quoted:
+            cell += 1
+            start = i + 1
+        i += 1
+    return start + 1 if cell == index else 1
+
+
+def _csv_message(exc: Exception) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return "not valid UTF-8 — save the file as UTF-8"
+    text = str(exc)
+    if "unexpected end of data" in text or "EOF" in text:
+        return "a quoted cell is never closed — check the quotes (a quote inside a cell is " \
+               "written twice: \"\")"
+    return f"invalid CSV: {text} — check the quoting of this row"
+
+
+def _json_message(msg: str) -> str:
+    if "UTF-8" in msg:
+        return "not valid UTF-8 — save the file as UTF-8"
+    return f"invalid JSON: {msg}"
+
+
+def _unknown_field(name: str, fields: Mapping[str, str]) -> str:
+    guess = nearest(name, fields)
+    hint = f"did you mean {guess[0]!r}?" if guess else "fields: " + ", ".join(fields)
+    return f"unknown field {name!r} — {hint} (add it to the dataset's fields, or remove it)"
+
+
+def iter_rows(path: Path | str, fields: Mapping[str, str] | None = None) -> Iterator[tuple[int, Any]]:
+    """Raw ``(line, row)`` of a data file; ManifestError after the last row on syntax
+    errors. ``fields`` (name -> data type) tells CSV which cells hold JSON spans."""
+    reader = RowReader(path, fields)
+    yield from reader
+    if reader.problems:
+        raise ManifestError(reader.problems)
+
+
+# --------------------------------------------------------------------------- checks
+
+
+class KeyIndex:
+    """Finds duplicate keys in bounded memory (see the module docstring)."""
+
+    RECORD = 24
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._count = 0
+        self._tmp: tempfile.TemporaryDirectory | None = None
+
+    def add(self, key: str, line: int) -> None:
+        self._buf += hashlib.blake2b(key.encode("utf-8"), digest_size=16).digest()
+        self._buf += line.to_bytes(8, "little")
+        self._count += 1
+        if self._count >= SPILL_AT:
+            self._spill()
+
+    def _records(self, data: bytes):
+        import numpy as np
+
+        dtype = np.dtype([("hi", ">u8"), ("lo", ">u8"), ("line", "<u8")])
+        return np.frombuffer(data, dtype=dtype)
+
+    def _spill(self) -> None:
+        import numpy as np
+
+        if self._tmp is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="hlops-keys-")
+        records = self._records(bytes(self._buf))
+        part = (records["hi"] >> np.uint64(64 - 6)).astype(np.int64)
+        order = np.argsort(part, kind="stable")
+        records, part = records[order], part[order]
+        bounds = np.searchsorted(part, np.arange(PARTITIONS + 1))
+        for p in range(PARTITIONS):
+            lo, hi = bounds[p], bounds[p + 1]
+            if hi > lo:
+                with open(os.path.join(self._tmp.name, f"{p}.bin"), "ab") as f:
+                    f.write(records[lo:hi].tobytes())
+        self._buf = bytearray()
+        self._count = 0
+
+    def duplicates(self) -> Iterator[tuple[int, int]]:
+        """``(line, first_line)`` for every row whose key an earlier row already has, in
+        line order within each partition."""
+        if self._tmp is None:
+            if self._count:
+                yield from self._dupes(bytes(self._buf))
+            return
+        if self._count:
+            self._spill()
+        try:
+            for p in range(PARTITIONS):
+                name = os.path.join(self._tmp.name, f"{p}.bin")
+                if os.path.exists(name):
+                    with open(name, "rb") as f:
+                        yield from self._dupes(f.read())
+        finally:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def _dupes(self, data: bytes) -> Iterator[tuple[int, int]]:
+        import numpy as np
+
+        records = self._records(data)
+        if len(records) < 2:
+            return
+        order = np.lexsort((records["line"], records["lo"], records["hi"]))
+        srt = records[order]
+        same = (srt["hi"][1:] == srt["hi"][:-1]) & (srt["lo"][1:] == srt["lo"][:-1])
+        lines = srt["line"]
+        first, previous = 0, -2
+        for i in (np.nonzero(same)[0] + 1).tolist():
+            if i - 1 != previous:  # a new group: its first row has the smallest line
+                first = int(lines[i - 1])
+            previous = i
+            yield int(lines[i]), first
+
+
+_VALUE_HINTS = {
+    ("text", "string_type"): " — write text (or a whole number), or null for no value",
+    ("categorical", "string_type"): " — write one label as text, or null for no label",
+    ("character_offsets", "list_type"): " — write a list of {start, end, label}, or null",
+    ("character_offsets", "dict_type"): " — each span is {start, end, label}",
+    ("character_offsets", "int_type"): " — offsets count characters from 0",
+    ("character_offsets", "span_bounds"): " — a span ends after it starts",
+    ("character_offsets", "extra_forbidden"): "",
+    ("character_offsets", "string_type"): " — e.g. \"label\": \"ORG\"",
+}
+
+
+class RowChecker:
+    """Checks rows one by one (``check``) and, at the end, keys (``finish``)."""
+
+    def __init__(self, fields: Mapping[str, str], key: str | None = None,
+                 span_texts: Mapping[str, str] | None = None, display: str = ""):
+        self.fields = dict(fields)
+        self.key = key
+        self.span_texts = {s: t for s, t in (span_texts or {}).items()
+                           if s in self.fields and t in self.fields}
+        self.display = display
+        self.problems: list[Problem] = []
+        self.rows = 0
+        self.bad_rows = 0
+        self._keys = KeyIndex() if key else None
+        self._classes: dict[tuple, list] = {}  # class -> [count, shown, last_line, what]
+        self._shown = 0
+
+    def report(self, line: int, col: int, message: str, klass: tuple, what: str) -> None:
+        entry = self._classes.setdefault(klass, [0, 0, 0, what])
+        entry[0] += 1
+        entry[2] = max(entry[2], line)
+        if entry[1] < PER_CLASS and self._shown < PER_FILE:
+            entry[1] += 1
+            self._shown += 1
+            self.problems.append(Problem(self.display, line, col, message))
+
+    def check(self, line: int, row: Any, col=lambda field: 1) -> dict[str, Any] | None:
+        """The normalised row, or None (its problems recorded)."""
+        self.rows += 1
+        if not isinstance(row, dict):
+            self.bad_rows += 1
+            self.report(line, 1, row_problems(row, self.fields)[0].msg + " — one datapoint is "
+                        "one object {field: value}", ("not_object",), "rows that are not objects")
+            return None
+        try:
+            norm = normalise_row(row, self.fields)
+        except InvalidValue:
+            self.bad_rows += 1
+            for problem in row_problems(row, self.fields):
+                name = problem.loc[0] if problem.loc else None
+                if problem.type == "unknown_field":
+                    self.report(line, col(name), _unknown_field(name, self.fields),
+                                ("unknown", name), f"unknown field {name!r}")
+                else:
+                    hint = _VALUE_HINTS.get((self.fields.get(name), problem.type), "")
+                    self.report(line, col(name), f"field {name!r}: {problem.msg}{hint}",
+                                ("value", name, problem.type), f"bad values in {name!r}")
+            return None
+        ok = True
+        for span_field, text_field in self.span_texts.items():
+            spans = norm.get(span_field)
+            if not spans:
+                continue
+            text = norm.get(text_field)
+            message = (check_spans_within(spans, text) if text is not None else
+                       f"has spans but {text_field!r} has no text for them to point into")
+            if message:
+                ok = False
+                self.report(line, col(span_field), f"field {span_field!r}: {message} — "
+                            f"spans point into {text_field!r}", ("bounds", span_field),
+                            f"spans out of bounds in {span_field!r}")
+        if self.key is not None:
+            text = key_text(norm, self.key, "")
+            if text is None:
+                ok = False
+                self.report(line, col(self.key), f"no value for the key field {self.key!r} — "
+                            "every datapoint needs a key", ("nokey",), "rows without a key")
+            elif ok:
+                self._keys.add(text, line)
+        if not ok:
+            self.bad_rows += 1
+            return None
+        return norm
+
+    def finish(self) -> list[Problem]:
+        """Every problem, duplicates and "... N more" summaries included."""
+        if self._keys is not None:
+            # The index yields duplicates partition by partition; show the first ones by line.
+            count, last, heap = 0, 0, []  # heap: the PER_CLASS smallest lines (negated)
+            for line, first in self._keys.duplicates():
+                count, last = count + 1, max(last, line)
+                if len(heap) < PER_CLASS:
+                    heapq.heappush(heap, (-line, first))
+                elif line < -heap[0][0]:
+                    heapq.heapreplace(heap, (-line, first))
+            for negative, first in sorted(heap, reverse=True):
+                self.report(-negative, 1, f"duplicate key: line {first} has the same "
+                            f"{self.key!r} — each datapoint needs its own key", ("dupe",),
+                            "duplicate keys")
+            if count:
+                entry = self._classes[("dupe",)]
+                entry[0], entry[2] = count, max(entry[2], last)
+            self.bad_rows += count
+        for count, shown, last, what in self._classes.values():
+            if count > shown:
+                self.problems.append(Problem(self.display, last, 1, (
+                    f"… and {count - shown:,} more of the same ({what}); the last one is on "
+                    "this line")))
+        return sorted(self.problems, key=lambda p: (p.line, p.col))
+
+
+def check_data(path: Path | str, fields: Mapping[str, str], key: str | None = None, *,
+               span_texts: Mapping[str, str] | None = None,
+               display: str | None = None) -> tuple[int, list[Problem]]:
+    """Stream ``path`` once; the number of rows read and every problem (syntax and values)."""
+    reader = RowReader(path, fields, display)
+    checker = RowChecker(fields, key, span_texts, reader.display)
+    for line, row in reader:
+        checker.check(line, row, reader.col)
+    return checker.rows, reader.problems + checker.finish()
+
+
+def iter_checked(path: Path | str, fields: Mapping[str, str], key: str | None = None, *,
+                 span_texts: Mapping[str, str] | None = None,
+                 display: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line, normalised row)`` of every good row; ManifestError after the last row when
+    any row (or the file's syntax) had a problem."""
+    reader = RowReader(path, fields, display)
+    checker = RowChecker(fields, key, span_texts, reader.display)
+    for line, row in reader:
+        norm = checker.check(line, row, reader.col)
+        if norm is not None:
+            yield line, norm
+    problems = reader.problems + checker.finish()
+    if problems:
+        raise ManifestError(problems)
+
+
+def check_inline(rows: Iterable[tuple[int, int, Any]], fields: Mapping[str, str],
+                 key: str | None, span_texts: Mapping[str, str] | None,
+                 display: str) -> tuple[list[tuple[int, dict]], list[Problem]]:
+    """Check inline ``data:`` rows given as ``(line, col, row)`` (positions in the YAML)."""
+    checker = RowChecker(fields, key, span_texts, display)
+    good = []
+    for line, col, row in rows:
+        norm = checker.check(line, row, lambda field, c=col: c)
+        if norm is not None:
+            good.append((line, norm))
+    return good, checker.finish()
+
+
+def iter_normalised(config: Any, dataset_name: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The rows of a dataset of a loaded :class:`~hlops.manifest.Config`, checked and
+    normalised: from its data file, or its inline ``data:`` list (lines of the manifest).
+    Yields nothing for a dataset without data. ManifestError after the last row on problems.
+    """
+    dataset = config.datasets[dataset_name]
+    fields, texts = dataset.field_types(), config.span_texts(dataset_name)
+    path = config.data_path(dataset_name)
+    if path is not None:
+        yield from iter_checked(path, fields, dataset.key, span_texts=texts)
+        return
+    if isinstance(dataset.data, list):
+        good, problems = check_inline(config.inline_rows(dataset_name), fields, dataset.key,
+                                      texts, config.location("Dataset", dataset_name).path)
+        if problems:
+            raise ManifestError(problems)
+        yield from good
+
+
+def row_source(config: Any, dataset_name: str) -> Callable[[], Iterator[tuple[int, dict[str, Any]]]]:
+    """A re-startable stream of a dataset's checked, normalised rows: each call starts
+    :func:`iter_normalised` again (the planner reads the data twice, in constant memory)."""
+    return lambda: iter_normalised(config, dataset_name)
