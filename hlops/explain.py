@@ -184,8 +184,17 @@ def explain(errors: list[dict], src: Src, model: type[BaseModel], kind: str) -> 
     extras = {(tuple(e["loc"][:-1]), e["loc"][-1]) for e in errors if e["type"] == "extra_forbidden"}
     out: list[tuple[int, int, str]] = []
     seen: set[tuple[int, int]] = set()
+    comma_cut: set[tuple] = set()
     for error in errors:
         loc = tuple(error["loc"])
+        if error["type"] == "extra_forbidden" and _cut_at_comma(src, loc):
+            if loc[:-1] not in comma_cut:  # once per mapping: it is one mistake
+                comma_cut.add(loc[:-1])
+                node, _ = walk(src, loc)
+                out.append((*node.key_pos, (
+                    f"`{loc[-1]}` is not a key but the rest of a value cut at a comma — inside "
+                    "{...} a comma starts a new key; put the value in quotes")))
+            continue
         if error["type"] == "missing":
             parent = loc[:-1]
             typos = [k for (p, k) in extras if p == parent and nearest(str(k), [loc[-1]])]
@@ -202,6 +211,14 @@ def explain(errors: list[dict], src: Src, model: type[BaseModel], kind: str) -> 
         seen.add((line, col))
         out.append(item)
     return out
+
+
+def _cut_at_comma(src: Src, loc: tuple) -> bool:
+    """`{name: a, description: b, c}` — YAML reads `c` as a key with no value."""
+    parent, _ = walk(src, loc[:-1])
+    node = parent.child(loc[-1])
+    return bool(parent.flow and node is not None and node.tag == "null" and node.raw == ""
+                and node.line == node.key_line and node.col == node.key_col)
 
 
 def _one(error: dict, loc: tuple, src: Src, model: type[BaseModel], kind: str):

@@ -550,7 +550,6 @@ def manifest_schema() -> dict[str, Any]:
     schema = TypeAdapter(Manifest).json_schema(mode="validation")
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "https://hlops.dev/schema/hlops.schema.json",
         "title": "hlops manifest",
         "description": "One YAML document of an hlops manifest: a Dataset or a Project. "
         "Generated from hlops/models.py by `hlops schema`; do not edit.",
@@ -563,7 +562,6 @@ def settings_schema() -> dict[str, Any]:
     schema = Settings.model_json_schema(mode="validation")
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "https://hlops.dev/schema/hlops-settings.schema.json",
         "description": "hlops.yaml, the settings at the root of a manifest tree. Generated "
         "from hlops/models.py by `hlops schema --settings`; do not edit.",
         **schema,

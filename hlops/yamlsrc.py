@@ -49,6 +49,7 @@ class Src:
     raw: str | None = None  # the scalar as written (for messages: `1.10`, not 1.1)
     tag: str | None = None  # "str", "int", "float", "bool", "null", "timestamp", "map", "seq"
     bad: bool = False  # a problem was already reported here (e.g. an unset ${VAR})
+    flow: bool = False  # a mapping or list written inline: {a: 1} / [1, 2]
 
     @property
     def key_pos(self) -> tuple[int, int]:
@@ -109,11 +110,12 @@ class _Builder:
                 value, src = self.build(item, stack)
                 items.append(value)
                 srcs.append(src)
-            return items, Src(line, col, children=srcs, tag="seq", bad=not ok)
+            return items, Src(line, col, children=srcs, tag="seq", bad=not ok,
+                              flow=bool(node.flow_style))
         if isinstance(node, MappingNode):
             ok = self.check_tag(node, "map", line, col)
             value, src = self.mapping(node, line, col, stack)
-            src.bad = not ok
+            src.bad, src.flow = not ok, bool(node.flow_style)
             return value, src
         self.problem(line, col, "unsupported YAML node")  # pragma: no cover - defensive
         return None, Src(line, col)
