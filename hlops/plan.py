@@ -87,10 +87,19 @@ class DataChange(_Frozen):
     calls: int = 0
     estimated_seconds: float | None = None
     examples: dict[str, tuple[str, ...]] = Field(default_factory=dict)  # --show-data only
+    unchanged: int = 0  # local rows already on the remote as they are
+    buckets: int = 0  # the digest level the rows were compared at (0 = no remote to compare)
+    remote_rows_read: int = 0  # rows of the remote digest the plan had to read
+    remote_version: int | None = None  # the dataset version the digest was read at
+    notes: tuple[str, ...] = ()  # e.g. how rows are matched in a dataset without a key
 
     @property
     def has_changes(self) -> bool:
         return bool(self.add or self.change or self.remove)
+
+    @property
+    def keyless(self) -> bool:
+        return self.key is None
 
 
 class ResourceChange(_Frozen):

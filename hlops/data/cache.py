@@ -1,0 +1,188 @@
+"""A local cache of data-file summaries, and of the upload rate last seen.
+
+``cache_dir/data/<id>.npz`` holds the fine-level :class:`~hlops.data.local.LocalSummary` of
+one data file (counts, XORs of row hashes, byte sizes per bucket, the row count and the
+fingerprint) — never row content. The entry is valid only for the same
+
+- file: resolved path, size, mtime and ctime (ns), inode and device. ``ctime`` cannot be set
+  by a user, so an edit that restores the size and the mtime still invalidates;
+- meaning: the fields and key, the hlops version and the source of the modules that define
+  the canonical form and read data files (a changed normalisation invalidates).
+
+Like git's index, an entry is not written when the file changed less than
+:data:`RACY_SECONDS` before it was read (an edit in the same timestamp tick could go
+unseen), nor when the file's stat changed while it was read.
+
+``cache_dir/rates.json`` keeps, per API base URL, the rows/s and bytes/s of the last apply
+that sent at least :data:`MIN_RATE_ROWS` rows; plans use it to estimate apply's time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hlops import __version__, canonical
+from hlops.data.local import FINE, LocalSummary
+
+FORMAT = 1
+RACY_SECONDS = 2.0
+MIN_RATE_ROWS = 1000
+
+
+def _module_source_hash() -> str:
+    h = hashlib.sha256()
+    for mod in ("hlops.canonical", "hlops.datafile"):
+        try:
+            module = __import__(mod, fromlist=["_"])
+            h.update(Path(module.__file__).read_bytes())
+        except Exception:  # noqa: BLE001 - a module that is not there yet counts as absent
+            h.update(b"-")
+    return h.hexdigest()
+
+
+_SOURCES: str | None = None
+
+
+def signature(fields: dict[str, str], key: str | None) -> str:
+    """What the summary of a file depends on besides its bytes."""
+    global _SOURCES
+    if _SOURCES is None:
+        _SOURCES = _module_source_hash()
+    body = json.dumps(
+        {"format": FORMAT, "fields": sorted(fields.items()), "key": key,
+         "hlops": __version__, "sources": _SOURCES, "fine": FINE, "zero": canonical.ZERO_HASH},
+        sort_keys=True,
+    )
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def file_state(path: Path) -> dict[str, Any] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return {
+        "path": str(path.resolve()),
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "ctime_ns": st.st_ctime_ns,
+        "ino": st.st_ino,
+        "dev": st.st_dev,
+    }
+
+
+class SummaryCache:
+    def __init__(self, cache_dir: Path):
+        self.dir = Path(cache_dir) / "data"
+
+    def _entry(self, state: dict[str, Any], sig: str) -> Path:
+        ident = hashlib.sha256(f"{state['path']}\0{sig}".encode()).hexdigest()[:32]
+        return self.dir / f"{ident}.npz"
+
+    def load(self, path: Path, sig: str) -> LocalSummary | None:
+        state = file_state(path)
+        if state is None:
+            return None
+        entry = self._entry(state, sig)
+        try:
+            with np.load(entry, allow_pickle=False) as z:
+                meta = json.loads(bytes(z["meta"]).decode())
+                if meta.get("state") != state or meta.get("sig") != sig:
+                    return None
+                idx = z["idx"].astype(np.int64)
+                summary = LocalSummary.empty()
+                summary.count = int(meta["count"])
+                summary.fingerprint = meta["fingerprint"]
+                summary.bytes_total = int(meta["bytes_total"])
+                summary.counts[idx] = z["counts"]
+                summary.xor[idx] = z["xor"]
+                summary.nbytes[idx] = z["nbytes"]
+                summary.dup[idx] = z["dup"]
+                return summary
+        except (OSError, KeyError, ValueError):
+            return None
+
+    def save(self, path: Path, sig: str, before: dict[str, Any] | None, summary: LocalSummary,
+             started: float) -> bool:
+        """Store ``summary`` of ``path`` read from ``started`` on (``time.time()``), whose
+        stat was ``before``; refused (False) when the file may have changed meanwhile."""
+        after = file_state(path)
+        if before is None or after != before:
+            return False
+        newest = max(after["mtime_ns"], after["ctime_ns"]) / 1e9
+        if newest >= started - RACY_SECONDS:
+            return False
+        idx = np.flatnonzero(summary.counts).astype(np.uint32)
+        meta = {
+            "state": after, "sig": sig, "count": summary.count,
+            "fingerprint": summary.fingerprint, "bytes_total": summary.bytes_total,
+        }
+        self.dir.mkdir(parents=True, exist_ok=True)
+        entry = self._entry(after, sig)
+        tmp = entry.with_suffix(f".{os.getpid()}.tmp.npz")
+        try:
+            np.savez(
+                tmp, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), idx=idx,
+                counts=summary.counts[idx], xor=summary.xor[idx],
+                nbytes=summary.nbytes[idx], dup=summary.dup[idx],
+            )
+            os.replace(tmp, entry)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            return False
+        return True
+
+
+class RateStore:
+    """The upload rate last seen, per API base URL (no secrets: only a hash of the URL)."""
+
+    def __init__(self, cache_dir: Path):
+        self.file = Path(cache_dir) / "rates.json"
+
+    @staticmethod
+    def _id(base_url: str) -> str:
+        return hashlib.sha256(base_url.encode()).hexdigest()[:16]
+
+    def _read(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.file.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def get(self, base_url: str | None) -> dict[str, float] | None:
+        """The rate seen against ``base_url``; without one (a dataset still to create, the
+        plan has no client), the most recent rate seen anywhere."""
+        data = self._read()
+        if base_url is not None and self._id(base_url) in data:
+            return data[self._id(base_url)]
+        if base_url is None and data:
+            return max(data.values(), key=lambda r: r.get("when", 0))
+        return None
+
+    def put(self, base_url: str, rows: int, nbytes: int, calls: int, seconds: float) -> None:
+        if rows < MIN_RATE_ROWS or seconds <= 0:
+            return
+        data = self._read()
+        data[self._id(base_url)] = {
+            "rows_per_s": rows / seconds,
+            "bytes_per_s": nbytes / seconds,
+            "seconds_per_call": seconds / max(calls, 1),
+            "when": time.time(),
+        }
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.file.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+        os.replace(tmp, self.file)
+
+
+def estimate_seconds(rate: dict[str, float] | None, rows: int, nbytes: int) -> float | None:
+    if not rate or rows <= 0:
+        return None if not rate else 0.0
+    return round(max(rows / rate["rows_per_s"], nbytes / rate["bytes_per_s"]), 1)

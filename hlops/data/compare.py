@@ -1,0 +1,211 @@
+"""Pure comparison of the local data with the remote: buckets first, then rows.
+
+No I/O here. The inputs are the local summary folded to N buckets and the remote digest at
+the same N (:func:`classify`), then, for the buckets that differ, the local rows collected
+by :func:`hlops.data.local.collect` and the remote rows ``(id, key, hash, annotations)`` read
+from the digest (:func:`compare_keyed`, :func:`compare_keyless`).
+
+Bucket categories:
+
+- ``EQUAL``: same count and XOR (and no duplicate rows, which XOR away in pairs) -> nothing
+  to do, nothing fetched;
+- ``ADD_ALL``: the remote bucket is empty -> every local row there is an add, nothing fetched;
+- ``REMOTE_ONLY``: the local bucket is empty -> the remote rows are removed (prune: their ids
+  are fetched) or left alone (counted, nothing fetched);
+- ``MIXED``: both sides have rows and differ -> rows are fetched and compared.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hlops import canonical
+from hlops.data.local import FINE, LocalRow
+
+EQUAL, ADD_ALL, REMOTE_ONLY, MIXED = 0, 1, 2, 3
+
+ROWS_PER_BUCKET = 1000  # the coarse level: about this many rows per bucket
+# The cost model that picks the level rows are fetched at (bytes a choice moves, with a
+# request's fixed cost counted as bytes of transfer it is worth).
+BUCKET_ITEM_BYTES = 90  # one item of the bucket digest
+ROW_ITEM_BYTES = 120  # one item of the row digest {id, key, hash, annotations}
+REQUEST_BYTES = 4096  # the fixed cost of one request
+PAGE = 1000  # rows per page of the row digest
+
+RemoteRow = tuple[int, str, str, int]  # id, key, hash (hex), annotations
+
+
+def coarse_level(rows: int) -> int:
+    """The first digest level: a power of two giving about ROWS_PER_BUCKET rows a bucket."""
+    need = max(1, math.ceil(rows / ROWS_PER_BUCKET))
+    return min(FINE, 1 << (need - 1).bit_length())
+
+
+def classify(
+    local_counts: np.ndarray,
+    local_xor: np.ndarray,
+    local_dup: np.ndarray,
+    remote_counts: np.ndarray,
+    remote_xor: np.ndarray,
+) -> np.ndarray:
+    """The category (int8) of each of N buckets, from both sides' counts and XORs."""
+    same = (local_counts == remote_counts) & (local_xor == remote_xor).all(axis=1) & ~local_dup
+    cat = np.full(len(local_counts), MIXED, np.int8)
+    cat[(remote_counts == 0) & (local_counts > 0)] = ADD_ALL
+    cat[(local_counts == 0) & (remote_counts > 0)] = REMOTE_ONLY
+    cat[same | ((local_counts == 0) & (remote_counts == 0))] = EQUAL
+    return cat
+
+
+def expand(cat: np.ndarray) -> np.ndarray:
+    """Categories of N buckets -> of the 65,536 fine buckets (fine f is in bucket f % N)."""
+    return np.tile(cat, FINE // len(cat))
+
+
+@dataclass(frozen=True)
+class LevelChoice:
+    buckets: int | None  # the level to fetch rows at; None = read every row in one listing
+    estimated_bytes: float
+
+
+def choose_level(
+    n: int, cat: np.ndarray, local_counts: np.ndarray, remote_counts: np.ndarray
+) -> LevelChoice:
+    """Where to fetch the differing rows from, given the categories at level ``n``.
+
+    Candidates: fetch the differing buckets at ``n``; fetch a finer digest at ``n * 2**j``
+    first (it costs the whole finer digest, but narrows the rows fetched when few rows
+    differ in many buckets: 1% of rows changed touches every coarse bucket); or read every
+    row in one paginated listing (when nearly everything differs). Differences are assumed
+    spread uniformly (keys are hashed), estimated from the share of buckets that differ.
+    """
+    mixed = cat == MIXED
+    k = int(mixed.sum())
+    remote_total = int(remote_counts.sum())
+    listing = remote_total * ROW_ITEM_BYTES + math.ceil(remote_total / PAGE) * REQUEST_BYTES
+    if k == 0:
+        return LevelChoice(n, 0.0)
+    both = int(((local_counts > 0) & (remote_counts > 0)).sum())
+    r_mixed = float(remote_counts[mixed].sum())
+    p = k / max(both, k)
+    lam = -math.log(max(1.0 - p, 0.5 / max(both, 1)))
+    d = max(both * lam, float(np.abs(local_counts[mixed] - remote_counts[mixed]).sum()), k)
+    base_hit = 1.0 - math.exp(-d / n)
+    best: LevelChoice | None = None
+    m = n
+    while m <= FINE:
+        hit = 1.0 - math.exp(-d / m)
+        rows = r_mixed * min(1.0, hit / base_hit) if m > n else r_mixed
+        reqs = (min(m * hit, k * m / n) if m > n else k) + rows / PAGE
+        cost = rows * ROW_ITEM_BYTES + reqs * REQUEST_BYTES
+        if m > n:
+            cost += min(m, remote_total) * BUCKET_ITEM_BYTES + REQUEST_BYTES
+        if best is None or cost < best.estimated_bytes:
+            best = LevelChoice(m, cost)
+        m *= 2
+    assert best is not None
+    if listing < 0.8 * best.estimated_bytes:  # clearly cheaper: one listing of every row
+        return LevelChoice(None, float(listing))
+    return best
+
+
+# --------------------------------------------------------------------------- rows
+
+
+@dataclass
+class RowDiff:
+    """The row-level outcome, in compact arrays (ordinals, key points, ids, sizes)."""
+
+    add_ordinal: array = field(default_factory=lambda: array("q"))
+    add_point: array = field(default_factory=lambda: array("Q"))
+    add_size: int = 0
+    change_ordinal: array = field(default_factory=lambda: array("q"))
+    change_point: array = field(default_factory=lambda: array("Q"))
+    change_id: array = field(default_factory=lambda: array("q"))
+    change_size: int = 0
+    remove_id: array = field(default_factory=lambda: array("q"))
+    remove_annotated: int = 0
+    unmatched: int = 0
+    unchanged: int = 0
+    examples: dict[str, list[str]] = field(default_factory=lambda: {"add": [], "change": [], "remove": []})
+    n_examples: int = 0
+
+    def _example(self, kind: str, key: str) -> None:
+        if len(self.examples[kind]) < self.n_examples:
+            self.examples[kind].append(key)
+
+    def add(self, row: LocalRow, key: str) -> None:
+        self.add_ordinal.append(row.ordinal)
+        self.add_point.append(row.point)
+        self.add_size += row.size
+        self._example("add", key)
+
+    def change(self, row: LocalRow, remote_id: int, key: str) -> None:
+        self.change_ordinal.append(row.ordinal)
+        self.change_point.append(row.point)
+        self.change_id.append(remote_id)
+        self.change_size += row.size
+        self._example("change", key)
+
+    def remote_gone(self, remote: RemoteRow, prune: bool) -> None:
+        if prune:
+            self.remove_id.append(remote[0])
+            self.remove_annotated += remote[3] > 0
+            self._example("remove", remote[1])
+        else:
+            self.unmatched += 1
+
+
+def compare_keyed(
+    local: dict[str, LocalRow], remote: Iterable[RemoteRow], prune: bool, diff: RowDiff
+) -> None:
+    """Rows matched by key: same key and hash = unchanged, other hash = change (PATCH the
+    remote id), local only = add, remote only = remove (prune) or left alone.
+
+    ``local`` is consumed. A remote key seen twice (possible only if the dataset's key was
+    not enforced when the rows were written) matches once; the lowest id wins."""
+    for r in sorted(remote, key=lambda r: r[0]):
+        row = local.pop(r[1], None)
+        if row is None:
+            diff.remote_gone(r, prune)
+        elif row.digest.hex() != r[2]:
+            diff.change(row, r[0], r[1])
+        else:
+            diff.unchanged += 1
+    for k, row in sorted(local.items(), key=lambda kv: kv[1].ordinal):
+        diff.add(row, k)
+    local.clear()
+
+
+def compare_keyless(
+    local: dict[str, list[LocalRow]], remote: Iterable[RemoteRow], prune: bool, diff: RowDiff
+) -> None:
+    """Rows matched by content hash, as multisets: per hash, ``min(local, remote)`` copies
+    are unchanged, extra local copies (the later ones in the file) are adds, extra remote
+    copies are removed (prune; annotated copies are kept first) or left alone. There are no
+    changes: an edited row is a different hash, so it shows as remove + add."""
+    by_hash: dict[str, list[RemoteRow]] = {}
+    for r in remote:
+        by_hash.setdefault(r[2], []).append(r)
+    for h in sorted(by_hash):
+        copies = sorted(by_hash[h], key=lambda r: (-r[3], r[0]))
+        mine = local.pop(h, [])
+        keep = min(len(mine), len(copies))
+        diff.unchanged += keep
+        for r in copies[keep:]:
+            diff.remote_gone(r, prune)
+        for row in mine[keep:]:
+            diff.add(row, h)
+    for h, mine in sorted(local.items(), key=lambda kv: kv[1][0].ordinal):
+        for row in mine:
+            diff.add(row, h)
+    local.clear()
+
+
+def remote_point(r: RemoteRow) -> int:
+    return canonical.key_point(r[1])

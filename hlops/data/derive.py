@@ -1,0 +1,317 @@
+"""Derive a dataset's datapoint diff: local summary + remote digest -> :class:`DataDiff`.
+
+The steps, each reading only what the previous one could not settle:
+
+1. the local summary at 65,536 fine buckets (one streaming pass, or the cache);
+2. the remote bucket digest at a coarse level N (about 1,000 rows a bucket): equal buckets
+   are settled; remote-empty buckets are all adds; local-empty buckets are left alone or,
+   with prune, removals;
+3. if rows in both sides differ (``MIXED`` buckets), :func:`~hlops.data.compare.choose_level`
+   picks where to read their rows from: those buckets at N, a finer digest first, or one
+   listing of every row; the remote rows of those buckets are fetched in parallel while a
+   second local pass collects the local rows of the same buckets;
+4. rows are compared by key (or by hash, as multisets, without a key).
+
+Memory follows what differs: the summaries (~3 MB) plus the rows of the differing buckets,
+processed in groups of at most :data:`GROUP_ROWS` rows (one local pass per group).
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hlops.client import Client
+from hlops.data import compare as cmp
+from hlops.data.cache import RateStore, SummaryCache, estimate_seconds, file_state, signature
+from hlops.data.compare import ADD_ALL, MIXED, REMOTE_ONLY, RowDiff
+from hlops.data.digest import RemoteDigest, read_all_rows, read_bucket_rows, read_digest
+from hlops.data.local import FINE, FINE_MASK, LocalSummary, RowSource, collect, first_keys, summarise
+from hlops.data.upload import MAX_BYTES, MAX_ROWS
+from hlops.plan import DataChange
+
+GROUP_ROWS = 400_000  # local + remote rows compared at once (each group is one local pass)
+N_EXAMPLES = 5
+KEYLESS_NOTE = (
+    "this dataset has no `key`: datapoints are matched by content, so an edited row shows "
+    "as one removed and one added (removed only with prune_data)"
+)
+
+
+@dataclass
+class DataDiff:
+    """The full outcome of a diff, kept in memory between plan and apply (never saved).
+
+    Row identity is the ordinal in the stream, checked by the key point."""
+
+    fingerprint: str
+    local_rows: int
+    remote_rows: int
+    key: str | None
+    prune: bool
+    add_all: np.ndarray  # bool[FINE]: every local row in these fine buckets is an add
+    add_all_rows: int
+    add_all_bytes: int
+    rows: RowDiff
+    add_examples: list[str] = field(default_factory=list)
+    buckets: int = 0
+    coarse: int = 1
+    coarse_hash: str = ""  # items hash of the coarse digest: the remote as the plan saw it
+    remote_version: int | None = None
+    remote_rows_read: int = 0
+    unmatched_extra: int = 0  # remote rows in local-empty buckets, left alone
+    source_state: dict | None = None
+    dataset_id: int | None = None
+
+    # -- counts -------------------------------------------------------------------------
+    @property
+    def add(self) -> int:
+        return self.add_all_rows + len(self.rows.add_ordinal)
+
+    @property
+    def change(self) -> int:
+        return len(self.rows.change_ordinal)
+
+    @property
+    def remove(self) -> int:
+        return len(self.rows.remove_id)
+
+    @property
+    def unmatched(self) -> int:
+        return self.rows.unmatched + self.unmatched_extra
+
+    @property
+    def unchanged(self) -> int:
+        return self.local_rows - self.add - self.change
+
+    def bytes_and_calls(self) -> tuple[int, int]:
+        """Request bodies apply will send, and how many write calls (PUT/PATCH/delete)."""
+        head = len(b'{"data":[]}')
+        add_rows, change_rows, remove_rows = self.add, self.change, self.remove
+        add_bytes = self.add_all_bytes + self.rows.add_size + max(add_rows - 1, 0)
+        put_calls = max(-(-add_rows // MAX_ROWS), -(-add_bytes // MAX_BYTES))
+        ids = np.frombuffer(self.rows.change_id, np.int64) if change_rows else np.zeros(0, np.int64)
+        id_digits = int(_digits(ids).sum())
+        change_bytes = self.rows.change_size + change_rows * len(b'{"id":,"data":}') + id_digits + max(change_rows - 1, 0)
+        patch_calls = max(-(-change_rows // MAX_ROWS), -(-change_bytes // MAX_BYTES))
+        rids = np.frombuffer(self.rows.remove_id, np.int64) if remove_rows else np.zeros(0, np.int64)
+        remove_bytes = int(_digits(rids).sum()) + max(remove_rows - 1, 0)
+        delete_calls = -(-remove_rows // MAX_ROWS)
+        total = (add_bytes + put_calls * head + change_bytes + patch_calls * head
+                 + remove_bytes + delete_calls * len(b'{"ids":[]}'))
+        return total, put_calls + patch_calls + delete_calls
+
+    def to_change(self, source: str | None, show_data: bool, rate: dict | None) -> DataChange:
+        nbytes, calls = self.bytes_and_calls()
+        examples: dict[str, tuple[str, ...]] = {}
+        if show_data:
+            adds = (self.add_examples + self.rows.examples["add"])[:N_EXAMPLES]
+            for kind, keys in (("add", adds), ("change", self.rows.examples["change"]),
+                               ("remove", self.rows.examples["remove"])):
+                if keys:
+                    examples[kind] = tuple(keys)
+        rows = self.add + self.change + self.remove
+        return DataChange(
+            source=source,
+            key=self.key,
+            local_rows=self.local_rows,
+            remote_rows=self.remote_rows,
+            add=self.add,
+            change=self.change,
+            remove=self.remove,
+            remove_annotated=self.rows.remove_annotated,
+            unmatched_remote=self.unmatched,
+            prune=self.prune,
+            fingerprint=self.fingerprint,
+            bytes_to_send=nbytes,
+            calls=calls,
+            estimated_seconds=estimate_seconds(rate, rows, nbytes),
+            examples=examples,
+            unchanged=self.unchanged,
+            buckets=self.buckets,
+            remote_rows_read=self.remote_rows_read,
+            remote_version=self.remote_version,
+            notes=(KEYLESS_NOTE,) if self.key is None else (),
+        )
+
+
+def _digits(a: np.ndarray) -> np.ndarray:
+    """Decimal digits of non-negative ints (the JSON length of an id)."""
+    if not len(a):
+        return a
+    return np.floor(np.log10(np.maximum(a, 1))).astype(np.int64) + 1 + (a < 0)
+
+
+def load_summary(
+    rows: RowSource, fields: dict[str, str], key: str | None, source: str | None,
+    cache_dir: Path | None, where: str,
+) -> tuple[LocalSummary, dict | None]:
+    """The fine summary (from the cache when the file and its meaning are unchanged), and
+    the file's stat as read."""
+    path = Path(source) if source else None
+    state = file_state(path) if path is not None else None
+    cache = SummaryCache(cache_dir) if cache_dir is not None and state is not None else None
+    sig = signature(fields, key)
+    if cache is not None:
+        hit = cache.load(path, sig)
+        if hit is not None:
+            return hit, state
+    started = time.time()
+    summary = summarise(rows, key, where)
+    if cache is not None:
+        cache.save(path, sig, state, summary, started)
+    return summary, state
+
+
+def derive(
+    client: Client | None,
+    dataset_id: int | None,
+    remote_count: int,
+    fields: dict[str, str],
+    key: str | None,
+    rows: RowSource,
+    *,
+    prune: bool,
+    show_data: bool,
+    source: str | None,
+    cache_dir: Path | None,
+    parallelism: int = 4,
+) -> DataDiff:
+    where = source or "inline data"
+    summary, state = load_summary(rows, fields, key, source, cache_dir, where)
+    n_ex = N_EXAMPLES if show_data else 0
+    diff = DataDiff(
+        fingerprint=summary.fingerprint, local_rows=summary.count, remote_rows=0, key=key,
+        prune=prune, add_all=np.zeros(FINE, bool), add_all_rows=0, add_all_bytes=0,
+        rows=RowDiff(n_examples=n_ex), source_state=state, dataset_id=dataset_id,
+    )
+
+    if client is None or dataset_id is None:  # a dataset still to create: all adds
+        diff.coarse_hash = _empty_digest_hash(1)
+        _settle_add_all(diff, summary, np.full(1, ADD_ALL, np.int8))
+        diff.add_examples = first_keys(rows, key, diff.add_all, n_ex)
+        return diff
+
+    coarse = cmp.coarse_level(max(summary.count, remote_count))
+    digest = read_digest(client, dataset_id, key, coarse)
+    diff.coarse, diff.coarse_hash = coarse, digest.items_hash
+    diff.remote_rows, diff.remote_version = digest.total, digest.version
+    lc, lx, _lb, ld = summary.fold(coarse)
+    cat = cmp.classify(lc, lx, ld, digest.counts, digest.xor)
+    level, listing = coarse, False
+    if (cat == MIXED).any():
+        choice = cmp.choose_level(coarse, cat, lc, digest.counts)
+        if choice.buckets is None:
+            listing = True
+        elif choice.buckets > coarse:
+            level = choice.buckets
+            digest = read_digest(client, dataset_id, key, level)
+            lc, lx, _lb, ld = summary.fold(level)
+            cat = cmp.classify(lc, lx, ld, digest.counts, digest.xor)
+    diff.buckets = level
+    _settle_add_all(diff, summary, cat)
+    if not prune:
+        diff.unmatched_extra = int(digest.counts[cat == REMOTE_ONLY].sum())
+    fetch = (cat == MIXED) | ((cat == REMOTE_ONLY) if prune else False)
+    groups = _groups(np.flatnonzero(fetch), lc, digest.counts)
+    examples_from = diff.add_all if n_ex else None
+    for group in groups:
+        _compare_group(client, dataset_id, key, rows, diff, digest, cat, group, listing,
+                       examples_from, parallelism)
+        examples_from = None
+    if n_ex and not diff.add_examples and diff.add_all_rows:
+        diff.add_examples = first_keys(rows, key, diff.add_all, n_ex)
+    _sort_rows(diff.rows)
+    return diff
+
+
+def _empty_digest_hash(n: int) -> str:
+    import hashlib
+
+    h = hashlib.sha256(np.zeros(n, np.int64).tobytes())
+    h.update(np.zeros((n, 32), np.uint8).tobytes())
+    return h.hexdigest()
+
+
+def _settle_add_all(diff: DataDiff, summary: LocalSummary, cat: np.ndarray) -> None:
+    fine = cmp.expand(cat) == ADD_ALL
+    diff.add_all = fine & (summary.counts > 0)
+    diff.add_all_rows = int(summary.counts[diff.add_all].sum())
+    diff.add_all_bytes = int(summary.nbytes[diff.add_all].sum())
+
+
+def _groups(buckets: np.ndarray, local_counts: np.ndarray, remote_counts: np.ndarray) -> list[np.ndarray]:
+    """Split the buckets to compare into groups of at most GROUP_ROWS rows (both sides)."""
+    if not len(buckets):
+        return []
+    sizes = local_counts[buckets] + remote_counts[buckets]
+    out, start, acc = [], 0, 0
+    for i, s in enumerate(sizes.tolist()):
+        if acc and acc + s > GROUP_ROWS:
+            out.append(buckets[start:i])
+            start, acc = i, 0
+        acc += s
+    out.append(buckets[start:])
+    return out
+
+
+def _compare_group(
+    client: Client, dataset_id: int, key: str | None, rows: RowSource, diff: DataDiff,
+    digest: RemoteDigest, cat: np.ndarray, group: np.ndarray, listing: bool,
+    examples_from: np.ndarray | None, parallelism: int,
+) -> None:
+    n = digest.buckets
+    in_group = np.zeros(n, bool)
+    in_group[group] = True
+    wanted_fine = cmp.expand(in_group & (cat == MIXED))
+    fetch_fine = cmp.expand(in_group).tolist()
+
+    def fetch() -> list:
+        out: list = []
+        if listing:
+            out.extend(read_all_rows(
+                client, dataset_id, key, lambda r: fetch_fine[cmp.remote_point(r) & FINE_MASK]))
+        else:
+            for chunk in read_bucket_rows(client, dataset_id, key, n, group.tolist(), parallelism):
+                out.extend(chunk)
+        return out
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hlops-fetch") as bg:
+        remote_future = bg.submit(fetch)
+        if wanted_fine.any() or examples_from is not None:
+            local, examples = collect(rows, key, wanted_fine, examples_from, diff.rows.n_examples)
+            if examples_from is not None:
+                diff.add_examples = examples
+        else:
+            local = {}
+        remote = remote_future.result()
+    diff.remote_rows_read += len(remote) if not listing else digest.total
+    if key is None:
+        cmp.compare_keyless(local, remote, diff.prune, diff.rows)
+    else:
+        cmp.compare_keyed(local, remote, diff.prune, diff.rows)
+
+
+def _sort_rows(rd: RowDiff) -> None:
+    """Order adds and changes by ordinal (apply walks them along the stream)."""
+    from array import array
+
+    for names in (("add_ordinal", "add_point"), ("change_ordinal", "change_point", "change_id")):
+        ords = np.frombuffer(getattr(rd, names[0]), np.int64)
+        if len(ords) < 2:
+            continue
+        order = np.argsort(ords, kind="stable")
+        for name in names:
+            arr = getattr(rd, name)
+            sorted_ = np.frombuffer(arr, np.uint64 if arr.typecode == "Q" else np.int64)[order]
+            setattr(rd, name, array(arr.typecode, sorted_.tobytes()))
+
+
+def rate_for(client: Client | None, cache_dir: Path | None) -> dict | None:
+    if cache_dir is None:
+        return None
+    return RateStore(cache_dir).get(client.base_url if client is not None else None)

@@ -1,0 +1,116 @@
+"""The remote side of a datapoint diff: the digest endpoints, read through the client.
+
+- ``GET /datasets/{id}/digest?buckets=N[&key=f]`` -> per bucket ``{bucket, count, hash}``
+  (empty buckets left out), with the dataset's ``version`` and ``datapoint_count``;
+- ``GET /datasets/{id}/digest?buckets=N&bucket=i[&key=f]`` -> paginated rows
+  ``{id, key, hash, annotations}`` of bucket i; without ``bucket``, of every datapoint.
+
+Rows of many buckets are fetched in parallel threads (the client is thread-safe).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+
+import numpy as np
+
+from hlops.client import Client
+from hlops.data.compare import PAGE, RemoteRow
+
+
+@dataclass
+class RemoteDigest:
+    buckets: int
+    counts: np.ndarray  # int64[buckets]
+    xor: np.ndarray  # uint8[buckets, 32]
+    total: int
+    version: int | None
+    items_hash: str  # SHA-256 of the digest's items: equal digests, equal remote data
+
+    @property
+    def bytes_estimate(self) -> int:
+        return int((self.counts > 0).sum()) * 90
+
+
+def _params(key: str | None, **extra: object) -> dict:
+    params = {k: v for k, v in extra.items() if v is not None}
+    if key is not None:
+        params["key"] = key
+    return params
+
+
+def read_digest(client: Client, dataset_id: int, key: str | None, buckets: int) -> RemoteDigest:
+    body = client.request(
+        "GET", f"/datasets/{dataset_id}/digest", params=_params(key, buckets=buckets)
+    )
+    counts = np.zeros(buckets, np.int64)
+    xor = np.zeros((buckets, 32), np.uint8)
+    items = body.get("items") or []
+    if items:
+        idx = np.fromiter((it["bucket"] for it in items), np.int64, len(items))
+        counts[idx] = np.fromiter((it["count"] for it in items), np.int64, len(items))
+        hexes = "".join(it["hash"] for it in items)
+        xor[idx] = np.frombuffer(bytes.fromhex(hexes), np.uint8).reshape(len(items), 32)
+    h = hashlib.sha256(counts.tobytes())
+    h.update(xor.tobytes())
+    return RemoteDigest(
+        buckets=buckets,
+        counts=counts,
+        xor=xor,
+        total=int(body.get("datapoint_count", counts.sum())),
+        version=body.get("version"),
+        items_hash=h.hexdigest(),
+    )
+
+
+def _rows(client: Client, dataset_id: int, params: dict) -> list[RemoteRow]:
+    return [
+        (it["id"], it["key"], it["hash"], it.get("annotations") or 0)
+        for it in client.paginate(f"/datasets/{dataset_id}/digest", limit=PAGE, **params)
+    ]
+
+
+def read_bucket_rows(
+    client: Client,
+    dataset_id: int,
+    key: str | None,
+    buckets: int,
+    which: list[int],
+    parallelism: int,
+) -> Iterator[list[RemoteRow]]:
+    """The rows of buckets ``which`` (at level ``buckets``), one list per bucket, as they
+    arrive; at most ``parallelism`` requests in flight."""
+    todo = iter(which)
+    with ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="hlops-digest") as pool:
+        inflight: set[Future] = set()
+
+        def refill() -> None:
+            for b in todo:
+                inflight.add(pool.submit(_rows, client, dataset_id, _params(key, buckets=buckets, bucket=b)))
+                if len(inflight) >= parallelism * 2:
+                    return
+
+        refill()
+        try:
+            while inflight:
+                done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    inflight.discard(fut)
+                    yield fut.result()
+                refill()
+        finally:
+            for fut in inflight:
+                fut.cancel()
+
+
+def read_all_rows(
+    client: Client, dataset_id: int, key: str | None, keep: Callable[[RemoteRow], bool]
+) -> Iterator[RemoteRow]:
+    """Every datapoint's row, one listing, filtered by ``keep`` as pages arrive."""
+    for it in client.paginate(f"/datasets/{dataset_id}/digest", limit=PAGE, **_params(key)):
+        r = (it["id"], it["key"], it["hash"], it.get("annotations") or 0)
+        if keep(r):
+            yield r

@@ -1,0 +1,247 @@
+"""The local side of a datapoint diff: stream a data source into a small summary.
+
+A data source (a :data:`RowSource`) is read as a stream, never held whole. One pass makes a
+:class:`LocalSummary` at the *fine* level of 65,536 buckets (the finest digest the server
+offers): per bucket, the number of rows, the XOR of their hashes and the bytes of their
+canonical JSON. Any coarser power-of-two level is a fold of it, because a key's bucket at N
+buckets is ``point % N`` and N divides 65,536. The summary is about 3 MB whatever the row count.
+
+A second pass (:func:`collect`), only when the remote differs, keeps the key and hash of the
+rows in the buckets that differ, so memory follows what differs, not the dataset.
+
+Row identity during one plan/apply is the row's *ordinal* (its position in the stream), with
+its 64-bit key point kept next to it to check that the stream still yields the same rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from array import array
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hlops import canonical
+from hlops.errors import ManifestError, Problem
+
+RowSource = Callable[[], Iterator[tuple[int, dict]]]
+
+FINE = canonical.MAX_BUCKETS  # 65,536
+FINE_MASK = FINE - 1
+MAX_PROBLEMS = 50  # located problems reported at once; the rest are counted
+
+
+def row_digest(row: Mapping[str, Any]) -> tuple[bytes, bytes]:
+    """``(canonical JSON, SHA-256 digest)`` of a normalised row.
+
+    The bytes come from :func:`hlops.canonical.canonical_json` and the digest is its SHA-256,
+    which is :func:`hlops.canonical.row_hash` (a test pins the equality); both are needed
+    because the same bytes are counted in the plan and sent by apply.
+    """
+    cj = canonical.canonical_json(row)
+    return cj, hashlib.sha256(cj).digest()
+
+
+def row_key(row: Mapping[str, Any], key: str | None, digest: bytes) -> str | None:
+    """The row's key (:func:`hlops.canonical.key_text`): the key field's text, or its hash."""
+    return canonical.key_text(row, key, digest.hex() if key is None else "")
+
+
+@dataclass
+class LocalSummary:
+    """The fine-level summary of a data source: no row content, about 3 MB.
+
+    ``dup`` marks fine buckets holding two rows with the same key. In a dataset with a
+    ``key`` that is an error (see :func:`summarise`); without one it means duplicate rows,
+    which XOR away in pairs, so such buckets are always compared row by row.
+    """
+
+    count: int
+    fingerprint: str  # SHA-256 over the row hashes (32-byte digests), in stream order
+    bytes_total: int  # sum of the rows' canonical JSON lengths
+    counts: np.ndarray  # int64[FINE]
+    xor: np.ndarray  # uint8[FINE, 32]
+    nbytes: np.ndarray  # int64[FINE]
+    dup: np.ndarray  # bool[FINE]
+
+    def fold(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(counts, xor, nbytes, dup)`` at ``n`` buckets (a power of two <= 65,536)."""
+        if not canonical.valid_bucket_count(n):
+            raise ValueError(f"bad bucket count {n}")
+        shape = (FINE // n, n)
+        return (
+            self.counts.reshape(shape).sum(axis=0),
+            np.bitwise_xor.reduce(self.xor.reshape(*shape, 32), axis=0),
+            self.nbytes.reshape(shape).sum(axis=0),
+            self.dup.reshape(shape).any(axis=0),
+        )
+
+    @classmethod
+    def empty(cls) -> LocalSummary:
+        return cls(
+            0, hashlib.sha256().hexdigest(), 0,
+            np.zeros(FINE, np.int64), np.zeros((FINE, 32), np.uint8),
+            np.zeros(FINE, np.int64), np.zeros(FINE, bool),
+        )
+
+
+def summarise(rows: RowSource, key: str | None, where: str) -> LocalSummary:
+    """One streaming pass: the fine-level summary, and the checks of a keyed dataset.
+
+    Raises :class:`ManifestError` (with line numbers, never the values) for rows without a
+    key value and for duplicate keys. Memory: the summary plus 8 bytes per row (the key
+    points, sorted once to find duplicates).
+    """
+    counts = [0] * FINE
+    xors = [0] * FINE
+    nbytes = [0] * FINE
+    points = array("Q")
+    fp = hashlib.sha256()
+    problems: list[Problem] = []
+    missing = 0
+    total_bytes = 0
+    n = 0
+    from_bytes = int.from_bytes
+    key_point = canonical.key_point
+    for line, row in rows():
+        cj, digest = row_digest(row)
+        kt = row_key(row, key, digest)
+        if kt is None:
+            missing += 1
+            if len(problems) < MAX_PROBLEMS:
+                problems.append(Problem(where, line, 0, f"this datapoint has no value for the key field {key!r}"))
+            continue
+        p = key_point(kt)
+        f = p & FINE_MASK
+        counts[f] += 1
+        xors[f] ^= from_bytes(digest, "big")
+        size = len(cj)
+        nbytes[f] += size
+        total_bytes += size
+        fp.update(digest)
+        points.append(p)
+        n += 1
+    if missing > len(problems):
+        problems.append(Problem(where, 0, 0, f"{missing - len(problems):,} more datapoints have no key value"))
+    dup_points = _duplicate_points(points)
+    del points
+    dup = np.zeros(FINE, bool)
+    if dup_points:
+        if key is not None:
+            problems.extend(_duplicate_key_problems(rows, key, where, dup_points))
+        for p in dup_points:
+            dup[p & FINE_MASK] = True
+    if problems:
+        raise ManifestError(problems)
+    return LocalSummary(
+        count=n,
+        fingerprint=fp.hexdigest(),
+        bytes_total=total_bytes,
+        counts=np.array(counts, np.int64),
+        xor=_ints_to_digests(xors),
+        nbytes=np.array(nbytes, np.int64),
+        dup=dup,
+    )
+
+
+def _ints_to_digests(values: list[int]) -> np.ndarray:
+    buf = b"".join(v.to_bytes(32, "big") for v in values)
+    return np.frombuffer(buf, np.uint8).reshape(len(values), 32).copy()
+
+
+def _duplicate_points(points: array) -> set[int]:
+    if len(points) < 2:
+        return set()
+    a = np.sort(np.frombuffer(points, np.uint64))
+    same = a[1:] == a[:-1]
+    return {int(p) for p in a[1:][same]}
+
+
+def _duplicate_key_problems(rows: RowSource, key: str, where: str, suspects: set[int]) -> list[Problem]:
+    """Second pass over the rows whose key point repeats: exact key comparison, with lines.
+
+    The key's value is never put in the message (it is datapoint content)."""
+    first: dict[str, int] = {}
+    problems: list[Problem] = []
+    more = 0
+    for line, row in rows():
+        kt = canonical.key_text(row, key, "")
+        if kt is None or canonical.key_point(kt) not in suspects:
+            continue
+        seen = first.get(kt)
+        if seen is None:
+            first[kt] = line
+        elif len(problems) < MAX_PROBLEMS:
+            problems.append(Problem(where, line, 0, f"duplicate key: the same {key!r} value as on line {seen}; a key identifies one datapoint"))
+        else:
+            more += 1
+    if more:
+        problems.append(Problem(where, 0, 0, f"{more:,} more rows repeat a key"))
+    return problems
+
+
+# --------------------------------------------------------------------------- second pass
+
+
+@dataclass(slots=True)
+class LocalRow:
+    ordinal: int
+    line: int
+    point: int
+    size: int
+    digest: bytes
+
+
+def collect(
+    rows: RowSource,
+    key: str | None,
+    wanted: np.ndarray,
+    examples_from: np.ndarray | None = None,
+    n_examples: int = 0,
+) -> tuple[dict[str, Any], list[str]]:
+    """Second pass: the rows whose fine bucket is ``wanted`` (bool[FINE]).
+
+    Returns ``(rows, examples)``. With a key, ``rows`` maps key -> :class:`LocalRow`; without
+    one it maps hash -> list of :class:`LocalRow` (duplicates are legal there), in stream
+    order. ``examples`` holds up to ``n_examples`` keys of rows in ``examples_from`` buckets.
+    """
+    want = wanted.tolist()
+    ex_mask = examples_from.tolist() if examples_from is not None and n_examples else None
+    out: dict[str, Any] = {}
+    examples: list[str] = []
+    key_point = canonical.key_point
+    for ordinal, (line, row) in enumerate(rows()):
+        cj, digest = row_digest(row)
+        kt = row_key(row, key, digest)
+        if kt is None:  # summarise() reported it already
+            continue
+        p = key_point(kt)
+        f = p & FINE_MASK
+        if ex_mask is not None and ex_mask[f] and len(examples) < n_examples:
+            examples.append(kt)
+        if not want[f]:
+            continue
+        item = LocalRow(ordinal, line, p, len(cj), digest)
+        if key is None:
+            out.setdefault(kt, []).append(item)
+        else:
+            out[kt] = item
+    return out, examples
+
+
+def first_keys(rows: RowSource, key: str | None, mask: np.ndarray, n: int) -> list[str]:
+    """The keys of the first ``n`` rows in ``mask`` buckets (stops reading early)."""
+    m = mask.tolist()
+    out: list[str] = []
+    if n <= 0 or not mask.any():
+        return out
+    for _line, row in rows():
+        cj, digest = row_digest(row)
+        kt = row_key(row, key, digest)
+        if kt is not None and m[canonical.key_point(kt) & FINE_MASK]:
+            out.append(kt)
+            if len(out) >= n:
+                break
+    return out

@@ -1,0 +1,247 @@
+"""Batched, parallel, memory-bounded writes of datapoints, with progress events.
+
+Rows arrive as canonical JSON bytes (the same bytes the plan counted) and are packed into
+request bodies without decoding them again:
+
+- new rows: ``PUT /datasets/{id}`` ``{"data": [row, ...]}``;
+- changed rows: ``PATCH /datasets/{id}/datapoints`` ``{"data": [{"id": i, "data": row}, ...]}``;
+- removed rows: ``POST /datasets/{id}/datapoints/delete`` ``{"ids": [...]}``.
+
+A batch holds at most :data:`MAX_ROWS` rows and :data:`MAX_BYTES` of body. At most
+``parallelism`` batches are in flight; the producer (the thread streaming the data file)
+waits for a free slot, so memory holds at most ``parallelism + 2`` batches whatever the
+size of the data. Progress events are emitted from the producer's thread only.
+
+When a batch fails (after the client's own retries), no new batch is scheduled, the ones
+in flight are waited for, and :class:`UploadFailed` says how many rows were sent: a next
+apply re-diffs against the digest and sends only what is still missing. Every write carries
+an ``Idempotency-Key`` (the client adds one per call), so a retried batch is never applied
+twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+
+import orjson
+
+from hlops.client import Client
+from hlops.errors import ApiError, HlopsError, TransportError
+
+MAX_ROWS = 10_000
+MAX_BYTES = 16 * 1024 * 1024
+_HEAD = b'{"data":['
+_TAIL = b"]}"
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """Where an upload stands. ``rows_*`` count datapoints written (added + changed +
+    removed), ``bytes_*`` request bodies."""
+
+    rows_done: int
+    rows_total: int
+    bytes_done: int
+    bytes_total: int
+    elapsed: float
+    calls: int
+    phase: str = "upload"  # "upload" | "delete" | "done"
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows_done / self.elapsed if self.elapsed > 0 else 0.0
+
+
+class UploadFailed(HlopsError):
+    """A batch failed after retries; ``rows_sent`` rows were written before."""
+
+    def __init__(self, message: str, rows_sent: int, cause: BaseException):
+        super().__init__(message)
+        self.rows_sent = rows_sent
+        self.cause = cause
+        self.report = None  # the DataReport of what was done, set by apply_data
+
+
+def describe(exc: BaseException) -> str:
+    """A failure in words, without the server's detail when it may quote datapoints."""
+    if isinstance(exc, ApiError):
+        if exc.status == 409:  # its detail lists keys: datapoint content
+            return "HTTP 409: the server refused rows whose key already exists"
+        safe = exc.status in (401, 404, 412, 429) or exc.status >= 500
+        if safe and isinstance(exc.detail, str):
+            return f"HTTP {exc.status}: {exc.detail[:200]}"
+        return f"HTTP {exc.status}"
+    if isinstance(exc, TransportError):
+        return str(exc)
+    return type(exc).__name__
+
+
+class _Batch:
+    __slots__ = ("parts", "nbytes", "rows")
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.nbytes = len(_HEAD) + len(_TAIL)
+        self.rows = 0
+
+    def fits(self, size: int) -> bool:
+        return self.rows < MAX_ROWS and (self.rows == 0 or self.nbytes + size + 1 <= MAX_BYTES)
+
+    def add(self, item: bytes) -> None:
+        self.parts.append(item)
+        self.nbytes += len(item) + (1 if self.rows else 0)
+        self.rows += 1
+
+    def body(self) -> bytes:
+        return _HEAD + b",".join(self.parts) + _TAIL
+
+
+class Uploader:
+    def __init__(
+        self,
+        client: Client,
+        dataset_id: int,
+        *,
+        parallelism: int,
+        rows_total: int,
+        bytes_total: int,
+        progress: Callable[[ProgressEvent], None] | None,
+    ):
+        self.client = client
+        self.dataset_id = dataset_id
+        self.parallelism = max(1, parallelism)
+        self.rows_total = rows_total
+        self.bytes_total = bytes_total
+        self.progress = progress
+        self.pool = ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="hlops-upload")
+        self.inflight: dict[Future, tuple[str, int, int]] = {}
+        self.put_batch = _Batch()
+        self.patch_batch = _Batch()
+        self.started = time.monotonic()
+        self.done = {"add": 0, "change": 0, "remove": 0}
+        self.bytes_done = 0
+        self.calls = 0
+        self.failure: BaseException | None = None
+        self.phase = "upload"
+
+    # ------------------------------------------------------------------ producer side
+
+    def add(self, cj: bytes) -> None:
+        self._append("add", cj)
+
+    def change(self, remote_id: int, cj: bytes) -> None:
+        self._append("change", b'{"id":%d,"data":%b}' % (remote_id, cj))
+
+    def _append(self, kind: str, item: bytes) -> None:
+        batch = self.put_batch if kind == "add" else self.patch_batch
+        if not batch.fits(len(item)):
+            self._submit(kind, batch)
+            batch = _Batch()
+            if kind == "add":
+                self.put_batch = batch
+            else:
+                self.patch_batch = batch
+        batch.add(item)
+
+    def delete(self, ids: list[int]) -> None:
+        self.flush()
+        self.phase = "delete"
+        for i in range(0, len(ids), MAX_ROWS):
+            chunk = ids[i : i + MAX_ROWS]
+            self._schedule("remove", orjson.dumps({"ids": chunk}), len(chunk))
+
+    def flush(self) -> None:
+        for kind, batch in (("add", self.put_batch), ("change", self.patch_batch)):
+            if batch.rows:
+                self._submit(kind, batch)
+        self.put_batch, self.patch_batch = _Batch(), _Batch()
+
+    def _submit(self, kind: str, batch: _Batch) -> None:
+        self._schedule(kind, batch.body(), batch.rows)
+
+    def _schedule(self, kind: str, body: bytes, rows: int) -> None:
+        self._check()
+        while len(self.inflight) >= self.parallelism:
+            self._harvest(block=True)
+            self._check()
+        if kind == "add":
+            method, path = "PUT", f"/datasets/{self.dataset_id}"
+        elif kind == "change":
+            method, path = "PATCH", f"/datasets/{self.dataset_id}/datapoints"
+        else:
+            method, path = "POST", f"/datasets/{self.dataset_id}/datapoints/delete"
+        fut = self.pool.submit(self.client.request, method, path, raw_body=body)
+        self.inflight[fut] = (kind, rows, len(body))
+        self._harvest(block=False)  # report batches already done, without waiting
+
+    def _harvest(self, block: bool) -> None:
+        if not self.inflight:
+            return
+        done, _ = wait(list(self.inflight), timeout=None if block else 0, return_when=FIRST_COMPLETED)
+        for fut in done:
+            kind, rows, size = self.inflight.pop(fut)
+            self.calls += 1
+            exc = fut.exception()
+            if exc is not None:
+                if self.failure is None:
+                    self.failure = exc
+                continue
+            self.done[kind] += rows
+            self.bytes_done += size
+        if done:
+            self._emit()
+
+    def _check(self) -> None:
+        if self.failure is not None:
+            raise _Stop()
+
+    def _emit(self, phase: str | None = None) -> None:
+        if self.progress is not None:
+            self.progress(
+                ProgressEvent(
+                    rows_done=sum(self.done.values()),
+                    rows_total=self.rows_total,
+                    bytes_done=self.bytes_done,
+                    bytes_total=self.bytes_total,
+                    elapsed=time.monotonic() - self.started,
+                    calls=self.calls,
+                    phase=phase or self.phase,
+                )
+            )
+
+    # ------------------------------------------------------------------ end
+
+    def finish(self) -> None:
+        """Send what is buffered and wait for every batch; raise :class:`UploadFailed` if one
+        failed (after waiting for the others)."""
+        try:
+            if self.failure is None:
+                self.flush()
+        except _Stop:
+            pass
+        self.close()
+
+    def close(self) -> None:
+        while self.inflight:
+            self._harvest(block=True)
+        self.pool.shutdown(wait=True)
+        if self.failure is not None:
+            sent = sum(self.done.values())
+            raise UploadFailed(
+                f"{sent:,} of {self.rows_total:,} datapoint writes were done before a batch "
+                f"failed ({describe(self.failure)}); run apply again to send the rest",
+                sent,
+                self.failure,
+            )
+        self._emit("done")
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+
+class _Stop(Exception):
+    """Internal: a batch failed, stop producing."""
