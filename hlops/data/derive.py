@@ -89,20 +89,25 @@ class DataDiff:
         return self.local_rows - self.add - self.change
 
     def bytes_and_calls(self) -> tuple[int, int]:
-        """Request bodies apply will send, and how many write calls (PUT/PATCH/delete)."""
+        """Request bodies apply will send, and how many write calls (PUT/PATCH/delete).
+
+        Exact when batches are cut by row count (rows under ~1.6 KB); with bigger rows the
+        16 MiB cut is estimated from the total."""
         head = len(b'{"data":[]}')
         add_rows, change_rows, remove_rows = self.add, self.change, self.remove
-        add_bytes = self.add_all_bytes + self.rows.add_size + max(add_rows - 1, 0)
-        put_calls = max(-(-add_rows // MAX_ROWS), -(-add_bytes // MAX_BYTES))
+        add_content = self.add_all_bytes + self.rows.add_size
+        put_calls = max(-(-add_rows // MAX_ROWS), -(-add_content // MAX_BYTES))
         ids = np.frombuffer(self.rows.change_id, np.int64) if change_rows else np.zeros(0, np.int64)
-        id_digits = int(_digits(ids).sum())
-        change_bytes = self.rows.change_size + change_rows * len(b'{"id":,"data":}') + id_digits + max(change_rows - 1, 0)
-        patch_calls = max(-(-change_rows // MAX_ROWS), -(-change_bytes // MAX_BYTES))
+        change_content = (self.rows.change_size + int(_digits(ids).sum())
+                          + change_rows * len(b'{"id":,"data":}'))
+        patch_calls = max(-(-change_rows // MAX_ROWS), -(-change_content // MAX_BYTES))
         rids = np.frombuffer(self.rows.remove_id, np.int64) if remove_rows else np.zeros(0, np.int64)
-        remove_bytes = int(_digits(rids).sum()) + max(remove_rows - 1, 0)
         delete_calls = -(-remove_rows // MAX_ROWS)
-        total = (add_bytes + put_calls * head + change_bytes + patch_calls * head
-                 + remove_bytes + delete_calls * len(b'{"ids":[]}'))
+        total = (
+            add_content + (add_rows - put_calls) + put_calls * head
+            + change_content + (change_rows - patch_calls) + patch_calls * head
+            + int(_digits(rids).sum()) + (remove_rows - delete_calls) + delete_calls * len(b'{"ids":[]}')
+        )
         return total, put_calls + patch_calls + delete_calls
 
     def to_change(self, source: str | None, show_data: bool, rate: dict | None) -> DataChange:

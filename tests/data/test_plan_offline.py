@@ -23,7 +23,7 @@ def test_new_dataset_everything_is_an_add():
     assert change.local_rows == 25_000 and change.remote_rows == 0
     assert change.calls == 3  # 10k + 10k + 5k rows
     body = sum(len(orjson.dumps(r | {"external_id": str(r["external_id"])})) for r in rows)
-    assert change.bytes_to_send == body + (25_000 - 1) + 3 * len(b'{"data":[]}')
+    assert change.bytes_to_send == body + (25_000 - 3) + 3 * len(b'{"data":[]}')
     assert change.examples == {} and change.fingerprint and change.notes == ()
     assert change.estimated_seconds is None  # no rate seen yet
     # counts only: the plan's JSON has no row content

@@ -1,0 +1,316 @@
+"""Datapoints at scale: hlops' plan/apply of N rows against the local reference server.
+
+    .venv/bin/python bench/bench_datapoints.py --rows 100000      # CI smoke size
+    .venv/bin/python bench/bench_datapoints.py --rows 1000000     # the committed figures
+
+One run, one server subprocess (its own temporary database), ratios measured side by side:
+
+- P1  no-op plan of N rows (cold summary cache, then warm) vs a bare paginated download of
+      every datapoint with `requests` (goal <= 0.3x the time; plan peak RSS <= 300 MB);
+- P2  first apply of N rows vs a hand-written loop of 10k-row `PUT`s with `requests`, each
+      into its own empty dataset of the same server (goal >= 0.9x its rows/s);
+- P3  re-apply after changing 1% of the rows: request bytes sent vs the changed rows'
+      canonical JSON (goal <= 1.2x);
+- peak RSS of plan and of apply (each measured in a fresh child process with
+  `resource.getrusage(RUSAGE_SELF).ru_maxrss`, the process's high-water mark; the RSS of
+  the child right after its imports is reported too).
+
+hlops is driven through `hlops.data.plan_data` / `apply_data` (what `hlops plan/apply` call
+for a dataset's data), with rows read by `hlops.datafile.iter_checked` — the same parsing,
+checking and normalising the CLI does. Baselines are deliberately lean: the upload loop
+sends the file's lines as they are (no parsing), the download decodes pages with orjson.
+
+Results are merged into bench/results/datapoints.json under the row count, so the 100k and
+1M runs sit side by side. The machine is shared: compare ratios within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+FIELDS = {"external_id": "text", "text": "text", "sentiment": "categorical"}
+KEY = "external_id"
+WORDS = ("the", "order", "arrived", "late", "and", "support", "was", "great", "slow", "refund",
+         "broken", "screen", "thanks", "again", "never", "app", "crashes", "when", "I", "login")
+RESULTS = ROOT / "bench" / "results" / "datapoints.json"
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# --------------------------------------------------------------------------- data
+
+
+def make_file(path: Path, n: int, seed: int = 7) -> int:
+    """N rows of ~130 bytes of JSONL (like the calibration file in design.md)."""
+    rnd = random.Random(seed)
+    labels = ("positive", "negative", "neutral")
+    with open(path, "w") as fh:
+        for i in range(n):
+            text = " ".join(rnd.choice(WORDS) for _ in range(14))
+            fh.write(json.dumps({"external_id": f"t-{i:08d}", "text": text, "sentiment": labels[i % 3]}) + "\n")
+    return path.stat().st_size
+
+
+def change_one_percent(src: Path, dst: Path) -> int:
+    """Copy ``src`` with every 100th row's text edited; returns the bytes of the changed
+    rows' canonical JSON (what must be sent, at the least)."""
+    from hlops import canonical
+
+    changed = 0
+    with open(src) as fin, open(dst, "w") as fout:
+        for i, line in enumerate(fin):
+            if i % 100 == 0:
+                row = json.loads(line)
+                row["text"] = row["text"][::-1]
+                line = json.dumps(row) + "\n"
+                changed += len(canonical.canonical_json(canonical.normalise_row(row, FIELDS)))
+            fout.write(line)
+    return changed
+
+
+# --------------------------------------------------------------------------- server
+
+
+class Server:
+    """The reference server in a subprocess, from the test support when it exists."""
+
+    def __init__(self, base_url: str | None):
+        self.external = base_url
+        self.proc = None
+        self.url = base_url or ""
+        self.api_key = os.environ.get("HLOPS_API_KEY", "bench")
+
+    def __enter__(self) -> Server:
+        if self.external:
+            return self
+        from tests.support.server import ServerProcess  # the server engineer's harness
+
+        self.proc = ServerProcess()
+        self.proc.__enter__()
+        self.url, self.api_key = self.proc.url, self.proc.api_key
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc is not None:
+            self.proc.__exit__(*exc)
+
+
+def session(api_key: str):
+    import requests
+
+    s = requests.Session()
+    s.headers.update({"X-API-KEY": api_key, "Content-Type": "application/json"})
+    return s
+
+
+def create_dataset(s, url: str, name: str) -> int:
+    body = {"name": name, "key": KEY, "fields": [{"name": k, "data_type": v} for k, v in FIELDS.items()]}
+    r = s.post(f"{url}/datasets", data=json.dumps(body))
+    r.raise_for_status()
+    return r.json()["id"]
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def baseline_upload(s, url: str, dataset_id: int, path: Path) -> dict:
+    """The hand-written loop: 10k lines a PUT, sent as they are."""
+    t0 = time.perf_counter()
+    rows = 0
+    with open(path, "rb") as fh:
+        while True:
+            lines = [ln.rstrip(b"\n") for _, ln in zip(range(10_000), fh)]
+            if not lines:
+                break
+            r = s.put(f"{url}/datasets/{dataset_id}", data=b'{"data":[' + b",".join(lines) + b"]}")
+            r.raise_for_status()
+            rows += len(lines)
+    seconds = time.perf_counter() - t0
+    return {"rows": rows, "seconds": round(seconds, 2), "rows_per_s": round(rows / seconds)}
+
+
+def baseline_download(s, url: str, dataset_id: int) -> dict:
+    """A bare paginated download of every datapoint."""
+    import orjson
+
+    t0 = time.perf_counter()
+    n = nbytes = 0
+    cursor = None
+    while True:
+        params = {"limit": 1000}
+        if cursor:
+            params["cursor"] = cursor
+        r = s.get(f"{url}/datasets/{dataset_id}/datapoints", params=params)
+        r.raise_for_status()
+        nbytes += len(r.content)
+        page = orjson.loads(r.content)
+        n += len(page["items"])
+        cursor = page.get("next_cursor")
+        if not cursor:
+            break
+    return {"rows": n, "seconds": round(time.perf_counter() - t0, 2), "bytes": nbytes}
+
+
+# --------------------------------------------------------------------------- hlops (child)
+
+
+def child_main(spec: dict) -> None:
+    """Run in a fresh process: plan (and apply) one dataset; print one JSON line."""
+    from hlops.client import Client
+    from hlops.data import apply_data, plan_data
+    from hlops.datafile import iter_checked
+
+    rss_start = rss_mb()
+    client = Client(spec["url"], os.environ["HLOPS_API_KEY"])
+    path = spec["path"]
+
+    def rows():
+        return iter_checked(path, FIELDS, KEY)
+
+    out: dict = {"rss_after_imports_mb": round(rss_start, 1)}
+    t0 = time.perf_counter()
+    change = plan_data(
+        client, spec["dataset_id"], spec["remote_count"], FIELDS, KEY, rows,
+        prune=False, source=path, cache_dir=Path(spec["cache_dir"]),
+    )
+    out["plan_seconds"] = round(time.perf_counter() - t0, 2)
+    out["plan_rss_mb"] = round(rss_mb(), 1)
+    out["change"] = {k: getattr(change, k) for k in (
+        "local_rows", "remote_rows", "add", "change", "remove", "unchanged", "unmatched_remote",
+        "bytes_to_send", "calls", "estimated_seconds", "buckets", "remote_rows_read")}
+    out["plan_calls"] = client.calls.total
+    if spec["mode"] == "apply":
+        before = client.calls.bytes_sent
+        t1 = time.perf_counter()
+        report = apply_data(client, spec["dataset_id"], change, FIELDS, KEY, rows, prune=False,
+                            parallelism=spec["parallelism"], cache_dir=Path(spec["cache_dir"]))
+        out["apply_seconds"] = round(time.perf_counter() - t1, 2)
+        out["apply_rss_mb"] = round(rss_mb(), 1)
+        out["report"] = report.to_dict()
+        out["client_bytes_sent"] = client.calls.bytes_sent - before
+    print(json.dumps(out))
+
+
+def run_child(spec: dict, api_key: str) -> dict:
+    env = {**os.environ, "HLOPS_API_KEY": api_key, "BENCH_CHILD": json.dumps(spec)}
+    proc = subprocess.run([sys.executable, __file__], env=env, capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode != 0:
+        raise SystemExit(f"child failed ({spec['mode']}):\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--parallelism", type=int, default=4)
+    ap.add_argument("--base-url", help="use a running server (HLOPS_API_KEY) instead of starting one")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--no-save", action="store_true")
+    args = ap.parse_args()
+    n = args.rows
+    load_before = os.getloadavg()
+
+    with tempfile.TemporaryDirectory(prefix="hlops-bench-") as tmp, Server(args.base_url) as server:
+        tmp = Path(tmp)
+        data = tmp / "rows.jsonl"
+        size = make_file(data, n)
+        changed_file = tmp / "rows-1pct.jsonl"
+        changed_json = change_one_percent(data, changed_file)
+        s = session(server.api_key)
+        url = server.url
+        res: dict = {"rows": n, "file_bytes": size}
+        print(f"{n:,} rows, {size / 1e6:.0f} MB of JSONL; server {url}", file=sys.stderr)
+
+        # P2: first upload, hand loop first (it gets the smaller database)
+        base_ds = create_dataset(s, url, f"bench-baseline-{n}")
+        res["p2_baseline_put_loop"] = baseline_upload(s, url, base_ds, data)
+        print("P2 baseline", res["p2_baseline_put_loop"], file=sys.stderr)
+        ds = create_dataset(s, url, f"bench-hlops-{n}")
+        cache = tmp / "cache"
+        spec = {"url": url, "dataset_id": ds, "remote_count": 0, "path": str(data),
+                "cache_dir": str(cache), "parallelism": args.parallelism}
+        first = run_child({**spec, "mode": "apply"}, server.api_key)
+        first_rate = n / first["apply_seconds"]
+        res["p2_hlops_first_apply"] = first
+        res["p2_ratio_apply_throughput"] = round(first_rate / res["p2_baseline_put_loop"]["rows_per_s"], 3)
+        res["p2_ratio_plan_plus_apply_throughput"] = round(
+            (n / (first["plan_seconds"] + first["apply_seconds"])) / res["p2_baseline_put_loop"]["rows_per_s"], 3)
+        print("P2 hlops", first, file=sys.stderr)
+
+        # P1: no-op plan vs a bare download
+        res["p1_baseline_download"] = baseline_download(s, url, ds)
+        print("P1 baseline", res["p1_baseline_download"], file=sys.stderr)
+        time.sleep(2.1)  # the data file must be older than the cache's racy window
+        cold_cache = tmp / "cache-cold"
+        cold = run_child({**spec, "mode": "plan", "remote_count": n, "cache_dir": str(cold_cache)}, server.api_key)
+        warm = run_child({**spec, "mode": "plan", "remote_count": n, "cache_dir": str(cold_cache)}, server.api_key)
+        res["p1_hlops_noop_plan_cold_cache"] = cold
+        res["p1_hlops_noop_plan_warm_cache"] = warm
+        dl = res["p1_baseline_download"]["seconds"]
+        res["p1_ratio_cold"] = round(cold["plan_seconds"] / dl, 3)
+        res["p1_ratio_warm"] = round(warm["plan_seconds"] / dl, 3)
+        digest = s.get(f"{url}/datasets/{ds}/digest", params={"key": KEY, "buckets": cold["change"]["buckets"]})
+        res["p1_noop_digest_bytes"] = len(digest.content)
+        print("P1 cold", cold, "\nP1 warm", warm, file=sys.stderr)
+
+        # P3: 1% of rows changed
+        time.sleep(2.1)
+        p3 = run_child({**spec, "mode": "apply", "remote_count": n, "path": str(changed_file),
+                        "cache_dir": str(tmp / "cache-p3")}, server.api_key)
+        res["p3_hlops_reapply_1pct"] = p3
+        res["p3_changed_rows_json_bytes"] = changed_json
+        res["p3_ratio_bytes"] = round(p3["client_bytes_sent"] / changed_json, 3)
+        print("P3", p3, file=sys.stderr)
+
+    res["peak_rss_mb"] = {
+        "plan_cold": cold["plan_rss_mb"], "plan_warm": warm["plan_rss_mb"],
+        "first_apply_process": first["apply_rss_mb"], "reapply_1pct_process": p3["apply_rss_mb"],
+        "child_after_imports": cold["rss_after_imports_mb"],
+    }
+    res["goals"] = {
+        "p1_time_ratio_le_0.3": res["p1_ratio_cold"] <= 0.3,
+        "p1_rss_le_300mb": max(cold["plan_rss_mb"], warm["plan_rss_mb"]) <= 300,
+        "p2_throughput_ratio_ge_0.9": res["p2_ratio_apply_throughput"] >= 0.9,
+        "p3_bytes_ratio_le_1.2": res["p3_ratio_bytes"] <= 1.2,
+    }
+    res["command"] = " ".join([Path(sys.executable).name, "bench/bench_datapoints.py", *sys.argv[1:]])
+    res["date"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    res["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
+                      "loadavg_before": [round(x, 2) for x in load_before],
+                      "loadavg_after": [round(x, 2) for x in os.getloadavg()]}
+    print(json.dumps(res, indent=1))
+    if not args.no_save:
+        try:
+            all_runs = json.loads(args.out.read_text())
+        except (OSError, ValueError):
+            all_runs = {}
+        all_runs.setdefault("runs", {})[str(n)] = res
+        all_runs["about"] = __doc__.strip().splitlines()[0]
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(all_runs, indent=1, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    if os.environ.get("BENCH_CHILD"):
+        child_main(json.loads(os.environ["BENCH_CHILD"]))
+    else:
+        main()
