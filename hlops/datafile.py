@@ -104,8 +104,8 @@ class RowReader:
     """Iterate ``(line, row)`` over a data file; syntax problems go to ``problems`` and the
     reader carries on where the format allows it (JSONL, CSV) or stops (JSON array).
 
-    ``col(field)`` is the column of ``field`` (a key or a CSV column) in the row last
-    yielded, 1 when unknown. ``ignored`` holds CSV columns dropped at the header (reported
+    ``position(field)`` is the (line, column) of ``field`` (a key or a CSV column) in the
+    row last yielded; the row's start when unknown. ``ignored`` holds CSV columns dropped at the header (reported
     there once, so that rows do not repeat the problem)."""
 
     def __init__(self, path: Path | str, fields: Mapping[str, str] | None = None,
@@ -116,6 +116,8 @@ class RowReader:
         self.problems: list[Problem] = []
         self.format = format_of(self.path)
         self._raw: str | bytes = b""
+        self._line = 0
+        self._col0 = 1
         self._header: list[str] = []
 
     def problem(self, line: int, col: int, message: str) -> None:
@@ -128,18 +130,22 @@ class RowReader:
             return iter(())
         return {"jsonl": self._jsonl, "json": self._json, "csv": self._csv}[self.format]()
 
-    def col(self, field: str | None) -> int:
+    def position(self, field: str | None) -> tuple[int, int]:
+        start = (self._line, self._col0)
         if field is None or not self._raw:
-            return 1
+            return start
         if self.format == "csv":
-            try:
-                index = self._header.index(field)
-            except ValueError:
-                return 1
-            return _csv_cell_col(self._raw, index) if isinstance(self._raw, str) else 1
+            if field not in self._header or not isinstance(self._raw, str):
+                return start
+            return self._line, _csv_cell_col(self._raw, self._header.index(field))
         raw = self._raw if isinstance(self._raw, str) else self._raw.decode("utf-8", "replace")
         at = raw.find(json.dumps(field, ensure_ascii=False))
-        return at + 1 if at >= 0 else 1
+        if at < 0:
+            return start
+        newlines = raw.count("\n", 0, at)
+        if not newlines:
+            return self._line, self._col0 + at
+        return self._line + newlines, at - raw.rfind("\n", 0, at)
 
     # -- .jsonl
     def _jsonl(self) -> Iterator[tuple[int, Any]]:
@@ -156,10 +162,12 @@ class RowReader:
                         self.problem(1, 1, "a .jsonl file holds one JSON object per line, this "
                                      "one starts with '[' — if it is a JSON array, name it .json")
                         return
-                    self.problem(line_no, exc.colno or 1, _json_message(exc.msg) +
-                                 " — each line of a .jsonl file must be one JSON object")
+                    message = _json_message(exc.msg)
+                    if "UTF-8" not in message:
+                        message += " — each line of a .jsonl file must be one JSON object"
+                    self.problem(line_no, exc.colno or 1, message)
                     continue
-                self._raw = line
+                self._raw, self._line = line, line_no
                 yield line_no, row
 
     # -- .json
@@ -236,6 +244,7 @@ class RowReader:
                     buf, pos = buf[pos:] + more, 0
                     continue
                 self._raw = buf[pos:end] if end - pos < 65536 else ""
+                self._line, self._col0 = line, col
                 yield line, row
                 line += buf.count("\n", pos, end)
                 pos, state = end, "comma"
@@ -271,6 +280,7 @@ class RowReader:
                 if not record or record == [""]:
                     continue
                 self._raw = physical.last if line == prev else ""
+                self._line = line
                 if len(record) != len(self._header):
                     self.problem(line, 1, f"this row has {len(record)} cells but the header has "
                                  f"{len(self._header)} — quote cells that contain commas")
@@ -284,7 +294,7 @@ class RowReader:
                         try:
                             row[name] = orjson.loads(cell)
                         except orjson.JSONDecodeError:
-                            self.problem(line, self.col(name), f"column {name!r} is not valid "
+                            self.problem(*self.position(name), f"column {name!r} is not valid "
                                          "JSON — write spans as [{\"start\": 0, \"end\": 5, "
                                          "\"label\": \"ORG\"}]")
                             bad = True
@@ -493,12 +503,16 @@ class RowChecker:
             self._shown += 1
             self.problems.append(Problem(self.display, line, col, message))
 
-    def check(self, line: int, row: Any, col=lambda field: 1) -> dict[str, Any] | None:
-        """The normalised row, or None (its problems recorded)."""
+    def check(self, line: int, row: Any, position=None) -> dict[str, Any] | None:
+        """The normalised row, or None (its problems recorded). ``position(field)`` gives
+        the (line, col) of a field for messages; default: the row's line, column 1."""
+        if position is None:
+            def position(field, line=line):
+                return line, 1
         self.rows += 1
         if not isinstance(row, dict):
             self.bad_rows += 1
-            self.report(line, 1, row_problems(row, self.fields)[0].msg + " — one datapoint is "
+            self.report(*position(None), row_problems(row, self.fields)[0].msg + " — one datapoint is "
                         "one object {field: value}", ("not_object",), "rows that are not objects")
             return None
         try:
@@ -508,11 +522,11 @@ class RowChecker:
             for problem in row_problems(row, self.fields):
                 name = problem.loc[0] if problem.loc else None
                 if problem.type == "unknown_field":
-                    self.report(line, col(name), _unknown_field(name, self.fields),
+                    self.report(*position(name), _unknown_field(name, self.fields),
                                 ("unknown", name), f"unknown field {name!r}")
                 else:
                     hint = _VALUE_HINTS.get((self.fields.get(name), problem.type), "")
-                    self.report(line, col(name), f"field {name!r}: {problem.msg}{hint}",
+                    self.report(*position(name), f"field {name!r}: {problem.msg}{hint}",
                                 ("value", name, problem.type), f"bad values in {name!r}")
             return None
         ok = True
@@ -525,14 +539,14 @@ class RowChecker:
                        f"has spans but {text_field!r} has no text for them to point into")
             if message:
                 ok = False
-                self.report(line, col(span_field), f"field {span_field!r}: {message} — "
+                self.report(*position(span_field), f"field {span_field!r}: {message} — "
                             f"spans point into {text_field!r}", ("bounds", span_field),
                             f"spans out of bounds in {span_field!r}")
         if self.key is not None:
             text = key_text(norm, self.key, "")
             if text is None:
                 ok = False
-                self.report(line, col(self.key), f"no value for the key field {self.key!r} — "
+                self.report(*position(self.key), f"no value for the key field {self.key!r} — "
                             "every datapoint needs a key", ("nokey",), "rows without a key")
             elif ok:
                 self._keys.add(text, line)
@@ -575,7 +589,7 @@ def check_data(path: Path | str, fields: Mapping[str, str], key: str | None = No
     reader = RowReader(path, fields, display)
     checker = RowChecker(fields, key, span_texts, reader.display)
     for line, row in reader:
-        checker.check(line, row, reader.col)
+        checker.check(line, row, reader.position)
     return checker.rows, reader.problems + checker.finish()
 
 
@@ -587,7 +601,7 @@ def iter_checked(path: Path | str, fields: Mapping[str, str], key: str | None = 
     reader = RowReader(path, fields, display)
     checker = RowChecker(fields, key, span_texts, reader.display)
     for line, row in reader:
-        norm = checker.check(line, row, reader.col)
+        norm = checker.check(line, row, reader.position)
         if norm is not None:
             yield line, norm
     problems = reader.problems + checker.finish()
@@ -602,7 +616,7 @@ def check_inline(rows: Iterable[tuple[int, int, Any]], fields: Mapping[str, str]
     checker = RowChecker(fields, key, span_texts, display)
     good = []
     for line, col, row in rows:
-        norm = checker.check(line, row, lambda field, c=col: c)
+        norm = checker.check(line, row, lambda field, at=(line, col): at)
         if norm is not None:
             good.append((line, norm))
     return good, checker.finish()

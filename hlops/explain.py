@@ -51,6 +51,12 @@ _MISSING_HINTS = {
     "email": "add `email:`",
 }
 
+_MAPPING_HINTS = {
+    "fields": " — write one `name: type` per line, e.g. `text: text`",
+    "inputs": " — write one `name: dataset.field` per line",
+    "outputs": " — write one `name:` per output, with its task_type and labels",
+}
+
 _CHOICE_NAMES = {
     "data_type": "data type",
     "task_type": "task_type",
@@ -280,7 +286,8 @@ def _one(error: dict, loc: tuple, src: Src, model: type[BaseModel], kind: str):
     if etype in ("dict_type", "model_type", "model_attributes_type"):
         inner = model_at(model, loc)
         keys = f" with keys {', '.join(model_keys(inner))}" if inner else ""
-        return line, col, f"{item} must be a mapping{keys}, got {got}"
+        hint = _MAPPING_HINTS.get(loc[-1] if loc else "", "")
+        return line, col, f"{item} must be a mapping{keys}, got {got}{hint}"
     if etype in ("tuple_type", "list_type"):
         return line, col, f"{item} must be a list, got {got} — write one `- item` per line"
     if etype == "string_pattern_mismatch":

@@ -34,7 +34,7 @@ from pydantic import ValidationError
 
 from hlops import datafile, refs
 from hlops.errors import ManifestError, Problem
-from hlops.explain import describe, explain, walk
+from hlops.explain import explain, walk
 from hlops.models import KINDS, Dataset, Project, Settings, nearest
 from hlops.yamlsrc import Src, parse
 
@@ -93,12 +93,7 @@ class Config:
         ``name:``. An attribute that was not written points at the nearest enclosing node."""
         doc = self._docs[(kind, name)]
         path = tuple("from" if step == "from_" else step for step in attr_path) or ("name",)
-        node, followed = walk(doc.src, path)
-        if path and len(followed) < len(path) and isinstance(node.children, dict):
-            line, col = node.key_pos
-        else:
-            line, col = node.line, node.col
-        return Location(doc.display, line, col)
+        return Location(doc.display, *point(doc.src, path))
 
     def data_path(self, dataset_name: str) -> Path | None:
         """The resolved data file of a dataset (None: inline data, or no data)."""
@@ -132,6 +127,16 @@ class Config:
     def source_file(self, kind: str, name: str) -> Path:
         """The manifest file that declares a resource."""
         return self._docs[(kind, name)].file
+
+
+def point(src: Src, at: tuple) -> tuple[int, int]:
+    """(line, col) to show for attribute path ``at`` of a document: a scalar's value; a
+    mapping's or list's key (``outputs:`` rather than its first entry); for an attribute that
+    was not written, the key of the nearest enclosing mapping."""
+    node, followed = walk(src, at)
+    if len(followed) < len(at) or isinstance(node.children, (dict, list)):
+        return node.key_pos
+    return node.line, node.col
 
 
 def display_path(path: Path | str) -> str:
@@ -256,9 +261,7 @@ def _validate_document(value: Any, src: Src, display: str, problems: list[Proble
         return None
     if collected:
         for at, message in collected:
-            node, followed = walk(src, at)
-            line, col = node.key_pos if len(followed) < len(at) else (node.line, node.col)
-            add(line, col, message)
+            add(*point(src, at), message)
         return None
     if _has_bad(src):
         return None  # its ${VAR}/tag problems are reported; do not check references from it
@@ -359,9 +362,7 @@ def load(paths: str | Path | Iterable[str | Path], *, check_data: bool = True,
                     projects=projects, files=[f.absolute() for f in files], _docs=first_docs)
     for rp in ref_problems:
         doc = doc_lists[(rp.kind, rp.name)][rp.index]
-        node, followed = walk(doc.src, rp.at)
-        line, col = node.key_pos if len(followed) < len(rp.at) else (node.line, node.col)
-        problems.append(Problem(doc.display, line, col, rp.message))
+        problems.append(Problem(doc.display, *point(doc.src, rp.at), rp.message))
 
     _read_guidelines(config, problems)
     _resolve_data(config, problems, check_data)

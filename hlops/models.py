@@ -76,8 +76,8 @@ Reference = Annotated[
 def hlops_error(message: str, *at: Any) -> PydanticCustomError:
     """A validation error the loader reports at attribute path ``at`` of the model.
 
-    ``message`` is final text (braces are escaped so pydantic does not format it)."""
-    return PydanticCustomError("hlops", message.replace("{", "{{").replace("}", "}}"), {"at": at})
+    ``message`` is final text: pydantic only substitutes ``{at}``, the one context key."""
+    return PydanticCustomError("hlops", message, {"at": at})
 
 
 def nearest(word: str, choices: Any, n: int = 1) -> list[str]:

@@ -123,7 +123,8 @@ def _resolve(ctx: _Context, project: Project, at: tuple, ref: str, role: str) ->
         known = sorted(ctx.datasets)
         guess = nearest(ds_name, known)
         hint = (f"did you mean {guess[0]!r}?" if guess else
-                "declared datasets: " + (", ".join(known) or "none"))
+                "declared datasets: " + ", ".join(known) if known else
+                "no dataset is declared; add a manifest with `kind: Dataset`")
         ctx.problems.append(RefProblem("Project", project.name, at, (
             f"{role} reads from dataset {ds_name!r}, which no manifest declares — {hint}")))
         return None
@@ -145,6 +146,7 @@ def _resolve(ctx: _Context, project: Project, at: tuple, ref: str, role: str) ->
 def _check_project(ctx: _Context, project: Project) -> None:
     input_types: dict[str, str | None] = {}
     input_datasets: dict[str, set[str]] = {}
+    complete = True  # every input source resolved (else "which inputs read" is unknown)
     for name, spec in project.inputs.items():
         role = f"input {name!r}"
         seen: dict[str, str] = {}  # dataset -> reference
@@ -160,6 +162,7 @@ def _check_project(ctx: _Context, project: Project) -> None:
             seen[ds_name] = ref
             data_type = _resolve(ctx, project, at, ref, role)
             if data_type is None:
+                complete = complete and ds_name in ctx.datasets
                 continue
             if spec.data_type is not None and data_type != spec.data_type:
                 ctx.problems.append(RefProblem("Project", project.name, ("inputs", name, "data_type"), (
@@ -177,7 +180,8 @@ def _check_project(ctx: _Context, project: Project) -> None:
         input_datasets[name] = set(seen)
     read_by_inputs = set().union(*input_datasets.values()) if input_datasets else set()
     for name, output in project.outputs.items():
-        _check_output(ctx, project, name, output, input_types, input_datasets, read_by_inputs)
+        _check_output(ctx, project, name, output, input_types, input_datasets,
+                      read_by_inputs if complete else None)
 
 
 def _check_output(ctx, project, name, output, input_types, input_datasets, read_by_inputs):
@@ -194,7 +198,7 @@ def _check_output(ctx, project, name, output, input_types, input_datasets, read_
                 f"{role} is a {output.task_type} output, so its labels come from a {wanted} "
                 f"field, but {ref} is {data_type} — point `from` at a {wanted} field, or "
                 f"{fix}")))
-        elif data_type is not None and ds_name not in read_by_inputs:
+        elif data_type is not None and read_by_inputs is not None and ds_name not in read_by_inputs:
             ctx.problems.append(RefProblem("Project", project.name, at, (
                 f"{role} reads labels from dataset {ds_name!r}, which none of this project's "
                 f"inputs read — add an input from {ds_name!r}, or remove this source")))

@@ -17,6 +17,7 @@ when unset), ``${NAME:-default}`` falls back to ``default`` when NAME is unset o
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from hlops.errors import Problem
 
 MAX_DEPTH = 64
-MAX_NODES = 2_000_000  # per file; a guard against alias bombs ("billion laughs")
+MAX_NODES = 1_000_000  # per file, aliases expanded; a guard against "billion laughs"
 
 _TAG = "tag:yaml.org,2002:"
 _VAR = re.compile(r"\$\$\{|\$\{([^}\n]*)\}|\$\{")
@@ -82,20 +83,34 @@ class _Builder:
         self.display = display
         self.env = env
         self.problems: list[Problem] = []
-        self.nodes = 0
+        self.nodes = 0  # nodes built so far, aliases counted at their expanded size
+        self.memo: dict[int, tuple[Any, Src, int]] = {}  # an anchored node, built once
 
     def problem(self, line: int, col: int, message: str) -> None:
         self.problems.append(Problem(self.display, line, col, message))
 
     def build(self, node: Any, stack: tuple[int, ...] = ()) -> tuple[Any, Src]:
         line, col = node.start_mark.line + 1, node.start_mark.column + 1
-        self.nodes += 1
-        if self.nodes > MAX_NODES:
-            raise _TooBig(line, col)
         if id(node) in stack:
             self.problem(line, col, "this alias refers to itself — a YAML anchor cannot contain "
                          "its own alias")
-            return None, Src(line, col, tag="null")
+            return None, Src(line, col, tag="null", bad=True)
+        if id(node) in self.memo:  # an alias: share the value, count its expanded size
+            value, src, size = self.memo[id(node)]
+            self.nodes += size
+            if self.nodes > MAX_NODES:
+                raise _TooBig(line, col)
+            return value, dataclasses.replace(src)
+        before = self.nodes
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise _TooBig(line, col)
+        value, src = self._build(node, stack, line, col)
+        if getattr(node, "anchor", None):
+            self.memo[id(node)] = (value, src, self.nodes - before)
+        return value, src
+
+    def _build(self, node: Any, stack: tuple[int, ...], line: int, col: int) -> tuple[Any, Src]:
         if len(stack) > MAX_DEPTH:
             self.problem(line, col, f"nested more than {MAX_DEPTH} levels deep — manifests are "
                          "only a few levels deep; check the indentation")
@@ -265,11 +280,15 @@ def _syntax_message(exc: MarkedYAMLError) -> str:
     elif "expected <block end>" in problem:
         hint = "check the indentation: this line does not line up with the lines above it"
     elif "could not find expected ':'" in problem:
-        hint = "a key needs ': ' after it; a value spanning lines needs quotes or `|`"
+        hint = "a key needs ': ' (colon and space) after it; a value spanning lines needs " \
+               "quotes or `|`"
     elif "undefined alias" in problem:
         hint = "define the anchor (&name) before using the alias (*name)"
-    elif "unexpected end of stream" in problem and "quoted" in context:
-        hint = "a quote is not closed"
+    elif "quoted scalar" in context:
+        return "YAML syntax error: this quote is never closed — close it at the end of the value"
+    elif problem.startswith("expected ',' or") and exc.context_mark is not None:
+        opened = exc.context_mark.line + 1
+        hint = f"a bracket opened on line {opened} is not closed, or a ',' is missing"
     elif "expected the node content" in problem:
         hint = "a value is missing, or a bracket is not closed"
     elif "did not find expected" in problem:
@@ -297,6 +316,11 @@ def parse(text: str, display: str, env: Mapping[str, str]) -> ParsedFile:
             out.documents.append(Document(value, src))
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
+        context = exc.context or ""
+        if exc.context_mark is not None and (
+            "quoted scalar" in context or "could not find expected ':'" in (exc.problem or "")
+        ):
+            mark = exc.context_mark  # the quote never closed, the key without ': '...
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         builder.problem(line, col, _syntax_message(exc))
         out.broken = True
