@@ -91,42 +91,45 @@ def summarise(rows: RowSource, key: str | None, where: str) -> LocalSummary:
     """One streaming pass: the fine-level summary, and the checks of a keyed dataset.
 
     Raises :class:`ManifestError` (with line numbers, never the values) for rows without a
-    key value and for duplicate keys. Memory: the summary plus 8 bytes per row (the key
-    points, sorted once to find duplicates).
+    key value and for duplicate keys. Memory: the summary, 8 bytes per row (the key points,
+    sorted once to find duplicates) and a chunk of :data:`CHUNK` rows' digests; the per-row
+    work is hashing, the bookkeeping is done per chunk with numpy.
     """
-    counts = [0] * FINE
-    xors = [0] * FINE
-    nbytes = [0] * FINE
-    points = array("Q")
-    fp = hashlib.sha256()
+    acc = _Accumulator()
     problems: list[Problem] = []
     missing = 0
-    total_bytes = 0
-    n = 0
-    from_bytes = int.from_bytes
-    key_point = canonical.key_point
+    digests = bytearray()
+    sizes = array("I")
+    start = 0
+    canonical_json, key_point, key_text = canonical.canonical_json, canonical.key_point, canonical.key_text
+    sha256 = hashlib.sha256
+    points = acc.points
     for line, row in rows():
-        cj, digest = row_digest(row)
-        kt = row_key(row, key, digest)
-        if kt is None:
-            missing += 1
-            if len(problems) < MAX_PROBLEMS:
-                problems.append(Problem(where, line, 0, f"this datapoint has no value for the key field {key!r}"))
-            continue
-        p = key_point(kt)
-        f = p & FINE_MASK
-        counts[f] += 1
-        xors[f] ^= from_bytes(digest, "big")
-        size = len(cj)
-        nbytes[f] += size
-        total_bytes += size
-        fp.update(digest)
-        points.append(p)
-        n += 1
+        cj = canonical_json(row)
+        digest = sha256(cj).digest()
+        if key is None:
+            kt = digest.hex()
+        else:
+            kt = row.get(key)
+            if type(kt) is not str:
+                kt = key_text(row, key, "")
+                if kt is None:
+                    missing += 1
+                    if len(problems) < MAX_PROBLEMS:
+                        problems.append(Problem(where, line, 0, f"this datapoint has no value for the key field {key!r}"))
+                    continue
+        points.append(key_point(kt))
+        digests += digest
+        sizes.append(len(cj))
+        if len(sizes) >= CHUNK:
+            acc.add(start, digests, sizes)
+            start += len(sizes)
+            digests, sizes = bytearray(), array("I")
+    acc.add(start, digests, sizes)
     if missing > len(problems):
         problems.append(Problem(where, 0, 0, f"{missing - len(problems):,} more datapoints have no key value"))
     dup_points = _duplicate_points(points)
-    del points
+    acc.points = points = array("Q")
     dup = np.zeros(FINE, bool)
     if dup_points:
         if key is not None:
@@ -136,19 +139,38 @@ def summarise(rows: RowSource, key: str | None, where: str) -> LocalSummary:
     if problems:
         raise ManifestError(problems)
     return LocalSummary(
-        count=n,
-        fingerprint=fp.hexdigest(),
-        bytes_total=total_bytes,
-        counts=np.array(counts, np.int64),
-        xor=_ints_to_digests(xors),
-        nbytes=np.array(nbytes, np.int64),
+        count=acc.count,
+        fingerprint=acc.fp.hexdigest(),
+        bytes_total=int(acc.nbytes.sum()),
+        counts=acc.counts,
+        xor=acc.xor.view(np.uint8).reshape(FINE, 32),
+        nbytes=acc.nbytes,
         dup=dup,
     )
 
 
-def _ints_to_digests(values: list[int]) -> np.ndarray:
-    buf = b"".join(v.to_bytes(32, "big") for v in values)
-    return np.frombuffer(buf, np.uint8).reshape(len(values), 32).copy()
+CHUNK = 65_536
+
+
+class _Accumulator:
+    def __init__(self) -> None:
+        self.points = array("Q")
+        self.counts = np.zeros(FINE, np.int64)
+        self.nbytes = np.zeros(FINE, np.int64)
+        self.xor = np.zeros((FINE, 4), np.uint64)  # 32 bytes a bucket, XOR is bytewise
+        self.fp = hashlib.sha256()
+        self.count = 0
+
+    def add(self, start: int, digests: bytearray, sizes: array) -> None:
+        n = len(sizes)
+        if not n:
+            return
+        fine = (np.frombuffer(self.points, np.uint64)[start : start + n] & np.uint64(FINE_MASK)).astype(np.intp)
+        self.counts += np.bincount(fine, minlength=FINE)
+        self.nbytes += np.bincount(fine, weights=np.frombuffer(sizes, np.uint32), minlength=FINE).astype(np.int64)
+        np.bitwise_xor.at(self.xor, fine, np.frombuffer(bytes(digests), np.uint64).reshape(n, 4))
+        self.fp.update(digests)
+        self.count += n
 
 
 def _duplicate_points(points: array) -> set[int]:
