@@ -185,4 +185,4 @@ class RateStore:
 def estimate_seconds(rate: dict[str, float] | None, rows: int, nbytes: int) -> float | None:
     if not rate or rows <= 0:
         return None if not rate else 0.0
-    return round(max(rows / rate["rows_per_s"], nbytes / rate["bytes_per_s"]), 1)
+    return max(0.01, round(max(rows / rate["rows_per_s"], nbytes / rate["bytes_per_s"]), 2))

@@ -68,49 +68,61 @@ def expand(cat: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class LevelChoice:
-    buckets: int | None  # the level to fetch rows at; None = read every row in one listing
-    estimated_bytes: float
+class Step:
+    """What to do next at the current level: ``fetch`` the differing buckets' rows here,
+    ``refine`` (read the digest at ``buckets`` first), or ``listing`` (read every row)."""
+
+    kind: str  # "fetch" | "refine" | "listing"
+    buckets: int
+    estimated_bytes: float = 0.0
 
 
-def choose_level(
-    n: int, cat: np.ndarray, local_counts: np.ndarray, remote_counts: np.ndarray
-) -> LevelChoice:
-    """Where to fetch the differing rows from, given the categories at level ``n``.
+PROBE_FACTOR = 16  # how much finer a probe digest is when every bucket differs
 
-    Candidates: fetch the differing buckets at ``n``; fetch a finer digest at ``n * 2**j``
-    first (it costs the whole finer digest, but narrows the rows fetched when few rows
-    differ in many buckets: 1% of rows changed touches every coarse bucket); or read every
-    row in one paginated listing (when nearly everything differs). Differences are assumed
-    spread uniformly (keys are hashed), estimated from the share of buckets that differ.
+
+def next_step(n: int, cat: np.ndarray, local_counts: np.ndarray, remote_counts: np.ndarray) -> Step:
+    """Where to read the differing rows from, given the categories at level ``n``.
+
+    Candidates: fetch the differing buckets at ``n``; read a finer digest at ``n * 2**j``
+    first (it costs that whole digest, but narrows the rows fetched when few rows differ in
+    many buckets: 1% of the rows changed touches every coarse bucket); or read every row in
+    one paginated listing (when most rows differ). Differences are assumed spread uniformly
+    (keys are hashed) and their number estimated from the share of buckets that differ.
+    When (nearly) every bucket differs that estimate is only a lower bound, so the step is
+    a probe: a digest ``PROBE_FACTOR`` times finer, unless reading every row costs little
+    more than that probe.
     """
     mixed = cat == MIXED
     k = int(mixed.sum())
     remote_total = int(remote_counts.sum())
     listing = remote_total * ROW_ITEM_BYTES + math.ceil(remote_total / PAGE) * REQUEST_BYTES
     if k == 0:
-        return LevelChoice(n, 0.0)
+        return Step("fetch", n)
     both = int(((local_counts > 0) & (remote_counts > 0)).sum())
     r_mixed = float(remote_counts[mixed].sum())
     p = k / max(both, k)
+    useful = min(FINE, 1 << max(remote_total - 1, 0).bit_length())  # ~1 remote row a bucket
+    if p >= 0.95 and n < useful:
+        probe = min(useful, n * PROBE_FACTOR)
+        probe_cost = min(probe, remote_total) * BUCKET_ITEM_BYTES + REQUEST_BYTES
+        if probe_cost * 4 < listing:
+            return Step("refine", probe, probe_cost)
     lam = -math.log(max(1.0 - p, 0.5 / max(both, 1)))
     d = max(both * lam, float(np.abs(local_counts[mixed] - remote_counts[mixed]).sum()), k)
     base_hit = 1.0 - math.exp(-d / n)
-    best: LevelChoice | None = None
-    m = n
+    best = Step("fetch", n, r_mixed * ROW_ITEM_BYTES + (k + r_mixed / PAGE) * REQUEST_BYTES)
+    m = n * 2
     while m <= FINE:
         hit = 1.0 - math.exp(-d / m)
-        rows = r_mixed * min(1.0, hit / base_hit) if m > n else r_mixed
-        reqs = (min(m * hit, k * m / n) if m > n else k) + rows / PAGE
-        cost = rows * ROW_ITEM_BYTES + reqs * REQUEST_BYTES
-        if m > n:
-            cost += min(m, remote_total) * BUCKET_ITEM_BYTES + REQUEST_BYTES
-        if best is None or cost < best.estimated_bytes:
-            best = LevelChoice(m, cost)
+        rows = r_mixed * min(1.0, hit / base_hit)
+        reqs = min(m * hit, k * m / n) + rows / PAGE
+        cost = (rows * ROW_ITEM_BYTES + reqs * REQUEST_BYTES
+                + min(m, remote_total) * BUCKET_ITEM_BYTES + REQUEST_BYTES)
+        if cost < best.estimated_bytes:
+            best = Step("refine", m, cost)
         m *= 2
-    assert best is not None
     if listing < 0.8 * best.estimated_bytes:  # clearly cheaper: one listing of every row
-        return LevelChoice(None, float(listing))
+        return Step("listing", n, float(listing))
     return best
 
 

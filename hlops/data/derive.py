@@ -208,15 +208,16 @@ def derive(
     lc, lx, _lb, ld = summary.fold(coarse)
     cat = cmp.classify(lc, lx, ld, digest.counts, digest.xor)
     level, listing = coarse, False
-    if (cat == MIXED).any():
-        choice = cmp.choose_level(coarse, cat, lc, digest.counts)
-        if choice.buckets is None:
+    while (cat == MIXED).any():
+        step = cmp.next_step(level, cat, lc, digest.counts)
+        if step.kind == "listing":
             listing = True
-        elif choice.buckets > coarse:
-            level = choice.buckets
-            digest = read_digest(client, dataset_id, key, level)
-            lc, lx, _lb, ld = summary.fold(level)
-            cat = cmp.classify(lc, lx, ld, digest.counts, digest.xor)
+        if step.kind != "refine":
+            break
+        level = step.buckets
+        digest = read_digest(client, dataset_id, key, level)
+        lc, lx, _lb, ld = summary.fold(level)
+        cat = cmp.classify(lc, lx, ld, digest.counts, digest.xor)
     diff.buckets = level
     _settle_add_all(diff, summary, cat)
     if not prune:

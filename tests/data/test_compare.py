@@ -50,22 +50,33 @@ def _spread(n: int, per: int, mixed_share: float):
     return cat, counts, counts.copy()
 
 
-def test_choose_level_narrows_a_small_spread_change():
-    # 1M rows in 1024 buckets, 1% changed: every coarse bucket differs -> a finer digest
+def test_a_small_change_spread_everywhere_probes_then_narrows():
+    # 1M rows in 1024 buckets, 1% changed: every coarse bucket differs -> a probe digest
     cat, lc, rc = _spread(1024, 977, 1.0)
-    choice = cmp.choose_level(1024, cat, lc, rc)
-    assert choice.buckets is not None and choice.buckets > 1024
-    assert choice.estimated_bytes < 977 * 1024 * cmp.ROW_ITEM_BYTES / 2  # vs every row
+    step = cmp.next_step(1024, cat, lc, rc)
+    assert (step.kind, step.buckets) == ("refine", 1024 * cmp.PROBE_FACTOR)
+    # at 16,384 buckets (61 rows each), 10k changes touch ~46% of them: go finer still
+    cat, lc, rc = _spread(16384, 61, 0.46)
+    step = cmp.next_step(16384, cat, lc, rc)
+    assert step.kind == "refine" and step.buckets == FINE
 
 
-def test_choose_level_keeps_the_coarse_level_for_a_few_changes():
+def test_a_few_changes_are_fetched_at_the_coarse_level():
     cat, lc, rc = _spread(1024, 977, 3 / 1024)
-    assert cmp.choose_level(1024, cat, lc, rc).buckets == 1024
+    assert cmp.next_step(1024, cat, lc, rc) == cmp.Step("fetch", 1024, cmp.next_step(1024, cat, lc, rc).estimated_bytes)
 
 
-def test_choose_level_tiny_dataset():
+def test_most_rows_changed_reads_every_row_once():
+    cat, lc, rc = _spread(512, 39, 1.0)  # 20k rows, every bucket differs at 512 buckets
+    step = cmp.next_step(512, cat, lc, rc)
+    assert step.kind in ("refine", "listing")
+    cat, lc, rc = _spread(8192, 2, 0.8)
+    assert cmp.next_step(8192, cat, lc, rc).kind == "listing"
+
+
+def test_tiny_dataset_is_fetched_whole():
     cat = np.array([MIXED], np.int8)
-    assert cmp.choose_level(1, cat, np.array([5]), np.array([4])).buckets == 1
+    assert cmp.next_step(1, cat, np.array([5]), np.array([4])).kind == "fetch"
 
 
 def _row(ordinal: int, digest: bytes) -> LocalRow:
