@@ -244,7 +244,7 @@ def _validate_document(value: Any, src: Src, display: str, problems: list[Proble
                 "add `kind: Dataset` or `kind: Project`")
         add(src.line, src.col, f"this document has no `kind` — {hint}")
         return None
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         node = src.child("kind") or src
         guess = nearest(str(kind), KINDS)
         shown = repr(kind) if isinstance(kind, str) else str(kind)
