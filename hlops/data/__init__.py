@@ -231,7 +231,10 @@ def _stream(diff: DataDiff, rows: RowSource, key: str | None, up: Uploader, wher
     next_a = a_ord[0] if na else -1
     next_c = c_ord[0] if nc else -1
     add_all = diff.add_all.tolist() if diff.add_all_rows else None
-    key_point = canonical.key_point
+    if add_all is not None and diff.add_all_rows == diff.local_rows:
+        _stream_all(diff, rows, up, where)  # a first upload: every row is an add
+        return
+    key_point, canonical_json = canonical.key_point, canonical.canonical_json
     line = 0
     for ordinal, (line, row) in enumerate(rows()):
         if ordinal == next_a or ordinal == next_c:
@@ -254,12 +257,25 @@ def _stream(diff: DataDiff, rows: RowSource, key: str | None, up: Uploader, wher
                 cj, digest = row_digest(row)
                 kt = digest.hex()
             else:
-                cj, kt = None, canonical.key_text(row, key, "")
+                cj, kt = None, row.get(key)
+                if type(kt) is not str:
+                    kt = canonical.key_text(row, key, "")
             if kt is not None and add_all[key_point(kt) & FINE_MASK]:
-                up.add(cj if cj is not None else canonical.canonical_json(row))
+                up.add(cj if cj is not None else canonical_json(row))
         elif next_a < 0 and next_c < 0:
             break
     if next_a >= 0 or next_c >= 0:
+        raise _changed(where, line)
+
+
+def _stream_all(diff: DataDiff, rows: RowSource, up: Uploader, where: str) -> None:
+    """Every row is an add: no key to look at; the row count is checked at the end."""
+    canonical_json = canonical.canonical_json
+    n = line = 0
+    for line, row in rows():
+        up.add(canonical_json(row))
+        n += 1
+    if n != diff.local_rows:
         raise _changed(where, line)
 
 

@@ -130,20 +130,20 @@ class Uploader:
     # ------------------------------------------------------------------ producer side
 
     def add(self, cj: bytes) -> None:
-        self._append("add", cj)
+        batch = self.put_batch
+        if batch.rows >= MAX_ROWS or (batch.rows and batch.nbytes + len(cj) + 1 > MAX_BYTES):
+            self._submit("add", batch)
+            batch = self.put_batch = _Batch()
+        batch.parts.append(cj)  # inlined _Batch.add: this runs once per row
+        batch.nbytes += len(cj) + (1 if batch.rows else 0)
+        batch.rows += 1
 
     def change(self, remote_id: int, cj: bytes) -> None:
-        self._append("change", b'{"id":%d,"data":%b}' % (remote_id, cj))
-
-    def _append(self, kind: str, item: bytes) -> None:
-        batch = self.put_batch if kind == "add" else self.patch_batch
+        item = b'{"id":%d,"data":%b}' % (remote_id, cj)
+        batch = self.patch_batch
         if not batch.fits(len(item)):
-            self._submit(kind, batch)
-            batch = _Batch()
-            if kind == "add":
-                self.put_batch = batch
-            else:
-                self.patch_batch = batch
+            self._submit("change", batch)
+            batch = self.patch_batch = _Batch()
         batch.add(item)
 
     def delete(self, ids: list[int]) -> None:
