@@ -38,10 +38,10 @@ their text (``span_texts``: span field -> text field, see :func:`hlops.refs.span
 the key field has a value; no two rows share a key.
 
 Duplicate keys are found in bounded memory: each key is kept as a 16-byte BLAKE2b digest plus
-its line (24 bytes) in a flat buffer; past 262,144 keys the buffer is spilled into 64
-partition files (by the digest's first byte) in a temporary directory, and at the end each
-partition is sorted on its own (numpy). Memory stays ~6 MiB + one partition whatever the row
-count; 10^8 keys need ~2.4 GB of temporary disk. A 128-bit digest makes a false duplicate
+its line (24 bytes) in a flat buffer; past 65,536 keys the buffer is spilled into 64
+partition files (by the digest's first 6 bits) in a temporary directory, and at the end each
+partition is sorted on its own (numpy). Memory stays ~1.5 MiB + one partition (1/64 of the
+keys: 0.4 MiB per million) whatever the row count; 10^8 keys need ~2.4 GB of temporary disk. A 128-bit digest makes a false duplicate
 vanishingly unlikely (~10^-20 at a billion rows).
 
 Problems are capped so a bad million-row file stays readable: at most 5 per kind of problem
@@ -76,7 +76,7 @@ CHUNK = 1 << 20
 MAX_ELEMENT = 64 << 20  # a single JSON element larger than this is an error, not a stall
 PER_CLASS = 5
 PER_FILE = 100
-SPILL_AT = 1 << 18
+SPILL_AT = 1 << 16
 PARTITIONS = 64
 
 csv.field_size_limit(min(sys.maxsize, 1 << 30))
@@ -415,7 +415,7 @@ class KeyIndex:
 
         if self._tmp is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="hlops-keys-")
-        records = self._records(bytes(self._buf))
+        records = self._records(self._buf)
         part = (records["hi"] >> np.uint64(64 - 6)).astype(np.int64)
         order = np.argsort(part, kind="stable")
         records, part = records[order], part[order]
@@ -425,6 +425,7 @@ class KeyIndex:
             if hi > lo:
                 with open(os.path.join(self._tmp.name, f"{p}.bin"), "ab") as f:
                     f.write(records[lo:hi].tobytes())
+        del records, part, order
         self._buf = bytearray()
         self._count = 0
 
@@ -433,7 +434,7 @@ class KeyIndex:
         line order within each partition."""
         if self._tmp is None:
             if self._count:
-                yield from self._dupes(bytes(self._buf))
+                yield from self._dupes(self._buf)
             return
         if self._count:
             self._spill()
