@@ -219,5 +219,6 @@ def compare_keyless(
     local.clear()
 
 
-def remote_point(r: RemoteRow) -> int:
-    return canonical.key_point(r[1])
+def remote_point(r: RemoteRow, keyless: bool) -> int:
+    """The key point of a remote row; without a key the row's key is its hash."""
+    return canonical.key_point(r[2] if keyless else r[1])

@@ -32,6 +32,7 @@ from hlops.data.compare import ADD_ALL, MIXED, REMOTE_ONLY, RowDiff
 from hlops.data.digest import RemoteDigest, read_all_rows, read_bucket_rows, read_digest
 from hlops.data.local import FINE, FINE_MASK, LocalSummary, RowSource, collect, first_keys, summarise
 from hlops.data.upload import MAX_BYTES, MAX_ROWS
+from hlops.errors import PlanError
 from hlops.plan import DataChange
 
 GROUP_ROWS = 400_000  # local + remote rows compared at once (each group is one local pass)
@@ -208,7 +209,17 @@ def derive(
     lc, lx, _lb, ld = summary.fold(coarse)
     cat = cmp.classify(lc, lx, ld, digest.counts, digest.xor)
     level, listing = coarse, False
-    while (cat == MIXED).any():
+    if digest.key != key:
+        if key is not None:
+            raise PlanError(
+                f"the server bucketed the digest by {digest.key!r} instead of {key!r}"
+            )
+        # No key here, but the dataset has one (a plan that drops `key`): the server's
+        # buckets are by that field, ours by hash. Compare every row, by hash, in one listing.
+        cat = np.full(coarse, MIXED, np.int8)
+        digest.counts = np.full(coarse, -(-digest.total // coarse), np.int64)  # for grouping
+        listing = True
+    while not listing and (cat == MIXED).any():
         step = cmp.next_step(level, cat, lc, digest.counts)
         if step.kind == "listing":
             listing = True
@@ -280,7 +291,7 @@ def _compare_group(
         out: list = []
         if listing:
             out.extend(read_all_rows(
-                client, dataset_id, key, lambda r: fetch_fine[cmp.remote_point(r) & FINE_MASK]))
+                client, dataset_id, key, lambda r: fetch_fine[cmp.remote_point(r, key is None) & FINE_MASK]))
         else:
             for chunk in read_bucket_rows(client, dataset_id, key, n, group.tolist(), parallelism):
                 out.extend(chunk)

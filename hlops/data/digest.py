@@ -29,6 +29,7 @@ class RemoteDigest:
     total: int
     version: int | None
     items_hash: str  # SHA-256 of the digest's items: equal digests, equal remote data
+    key: str | None = None  # the key field the server bucketed by (None: the row hash)
 
     @property
     def bytes_estimate(self) -> int:
@@ -63,6 +64,7 @@ def read_digest(client: Client, dataset_id: int, key: str | None, buckets: int) 
         total=int(body.get("datapoint_count", counts.sum())),
         version=body.get("version"),
         items_hash=h.hexdigest(),
+        key=body.get("key", key),
     )
 
 

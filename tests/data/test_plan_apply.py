@@ -296,3 +296,12 @@ def test_twenty_thousand_rows_through_the_bucket_paths(client, make_dataset):
     report = apply(client, ds, change, new)
     assert (report.added, report.changed) == (50, 200)
     assert remote_state(client, ds) == local_state(new)
+
+
+def test_plan_without_key_against_a_dataset_that_has_one(client, make_dataset):
+    # the manifest drops `key`: the server still buckets by its key field; rows compare by hash
+    ds = make_dataset(key=KEY)
+    rows = make_rows(1500)
+    put_raw(client, ds, rows)
+    change = plan(client, ds, _edit(rows, changed={3}), key=None, prune=True, remote=1500)
+    assert (change.add, change.remove, change.change, change.unchanged) == (1, 1, 0, 1499)
