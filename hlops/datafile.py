@@ -536,8 +536,14 @@ class RowChecker:
             if not spans:
                 continue
             text = norm.get(text_field)
-            message = (check_spans_within(spans, text) if text is not None else
-                       f"has spans but {text_field!r} has no text for them to point into")
+            if text is None:
+                message = f"has spans but {text_field!r} has no text for them to point into"
+            elif check_spans_within(spans, text) is not None:  # the server's rule, our words:
+                worst = max(spans, key=lambda span: span["end"])  # no label (a value) shown
+                message = (f"span {worst['start']}..{worst['end']} runs past the end of its text "
+                           f"({len(text)} characters)")
+            else:
+                message = None
             if message:
                 ok = False
                 self.report(*position(span_field), f"field {span_field!r}: {message} — "
