@@ -7,6 +7,7 @@ Formats (chosen by extension):
   bounded text buffer (``json.JSONDecoder.raw_decode``) rather than by ijson, because ijson
   cannot say on which line an element starts; this way every row and every syntax error has
   an exact line and column, at the same speed. Memory: the buffer (1 MiB + one element).
+  The readers live in :mod:`hlops.datareaders`; this module checks what they read.
 - ``.csv``: the header row names the fields (surrounding spaces ignored); an empty cell is
   null (no value); ``character_offsets`` cells hold JSON text
   (``[{"start": 0, "end": 5, "label": "ORG"}]``). Line numbers are those of the record's
@@ -51,337 +52,29 @@ Messages never quote a datapoint's values (they may be private): they name field
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import heapq
-import io
-import json
 import os
-import re
-import sys
 import tempfile
-from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from hlops.canonical import InvalidValue, check_spans_within, key_text, normalise_row, row_problems
+from hlops.datareaders import (  # noqa: F401 - re-exported: the reading half of this API
+    SUFFIXES,
+    RowReader,
+    _unknown_field,
+    display_path,
+    format_of,
+    iter_rows,
+)
 from hlops.errors import ManifestError, Problem
-from hlops.models import nearest
 
-SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv")
-CHUNK = 1 << 20
-MAX_ELEMENT = 64 << 20  # a single JSON element larger than this is an error, not a stall
 PER_CLASS = 5
 PER_FILE = 100
 SPILL_AT = 1 << 16
 PARTITIONS = 64
-
-csv.field_size_limit(min(sys.maxsize, 1 << 30))
-
-
-def format_of(path: Path | str) -> str | None:
-    """``"jsonl"``, ``"json"``, ``"csv"`` or None for an unsupported extension."""
-    suffix = Path(path).suffix.lower()
-    return {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv"}.get(suffix)
-
-
-def display_path(path: Path | str) -> str:
-    """``path`` relative to the current directory when below it, else absolute."""
-    path = Path(path).absolute()
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
-# --------------------------------------------------------------------------- readers
-
-
-class RowReader:
-    """Iterate ``(line, row)`` over a data file; syntax problems go to ``problems`` and the
-    reader carries on where the format allows it (JSONL, CSV) or stops (JSON array).
-
-    ``position(field)`` is the (line, column) of ``field`` (a key or a CSV column) in the
-    row last yielded; the row's start when unknown. ``ignored`` holds CSV columns dropped at the header (reported
-    there once, so that rows do not repeat the problem)."""
-
-    def __init__(self, path: Path | str, fields: Mapping[str, str] | None = None,
-                 display: str | None = None):
-        self.path = Path(path)
-        self.fields = fields
-        self.display = display or display_path(self.path)
-        self.problems: list[Problem] = []
-        self.format = format_of(self.path)
-        self._raw: str | bytes = b""
-        self._line = 0
-        self._col0 = 1
-        self._header: list[str] = []
-
-    def problem(self, line: int, col: int, message: str) -> None:
-        self.problems.append(Problem(self.display, line, col, message))
-
-    def __iter__(self) -> Iterator[tuple[int, Any]]:
-        if self.format is None:
-            self.problem(0, 0, f"unsupported data file extension {self.path.suffix!r} — use "
-                         ".jsonl, .json or .csv")
-            return iter(())
-        return {"jsonl": self._jsonl, "json": self._json, "csv": self._csv}[self.format]()
-
-    def position(self, field: str | None) -> tuple[int, int]:
-        start = (self._line, self._col0)
-        if field is None or not self._raw:
-            return start
-        if self.format == "csv":
-            if field not in self._header or not isinstance(self._raw, str):
-                return start
-            return self._line, _csv_cell_col(self._raw, self._header.index(field))
-        raw = self._raw if isinstance(self._raw, str) else self._raw.decode("utf-8", "replace")
-        at = raw.find(json.dumps(field, ensure_ascii=False))
-        if at < 0:
-            return start
-        newlines = raw.count("\n", 0, at)
-        if not newlines:
-            return self._line, self._col0 + at
-        return self._line + newlines, at - raw.rfind("\n", 0, at)
-
-    # -- .jsonl
-    def _jsonl(self) -> Iterator[tuple[int, Any]]:
-        with open(self.path, "rb") as f:
-            for line_no, line in enumerate(f, 1):
-                if line_no == 1 and line.startswith(b"\xef\xbb\xbf"):
-                    line = line[3:]
-                if not line.strip():
-                    continue
-                try:
-                    row = orjson.loads(line)
-                except orjson.JSONDecodeError as exc:
-                    if line_no == 1 and line.lstrip().startswith(b"["):
-                        self.problem(1, 1, "a .jsonl file holds one JSON object per line, this "
-                                     "one starts with '[' — if it is a JSON array, name it .json")
-                        return
-                    message = _json_message(exc.msg)
-                    if "UTF-8" not in message:
-                        message += " — each line of a .jsonl file must be one JSON object"
-                    self.problem(line_no, exc.colno or 1, message)
-                    continue
-                self._raw, self._line = line, line_no
-                yield line_no, row
-
-    # -- .json
-    def _json(self) -> Iterator[tuple[int, Any]]:
-        decoder = json.JSONDecoder()
-        space = re.compile(r"[ \t\n\r]*")
-        with open(self.path, encoding="utf-8-sig", newline="") as f:
-            buf, pos, line, eof = "", 0, 1, False  # `line` is the line of buf[pos]
-            state = "start"
-            while True:
-                end_space = space.match(buf, pos).end()
-                line += buf.count("\n", pos, end_space)
-                pos = end_space
-                if pos >= len(buf) - 1 and not eof:
-                    try:
-                        more = f.read(CHUNK)
-                    except UnicodeDecodeError:
-                        self.problem(line, 1, "not valid UTF-8 near here — save the file as UTF-8")
-                        return
-                    eof = not more
-                    buf, pos = buf[pos:] + more, 0
-                    continue
-                if pos >= len(buf):
-                    if state == "start":
-                        self.problem(1, 1, "empty .json file — it must hold an array of objects: "
-                                     "[{...}, {...}]")
-                    elif state != "done":
-                        self.problem(line, 1, "the JSON array is not closed — add ']' at the end")
-                    return
-                char = buf[pos]
-                col = pos - buf.rfind("\n", 0, pos)
-                if state == "start":
-                    if char != "[":
-                        self.problem(line, col, "a .json data file must hold an array of objects "
-                                     "[{...}, {...}] — for one object per line, use .jsonl")
-                        return
-                    pos, state = pos + 1, "first"
-                    continue
-                if state == "done":
-                    self.problem(line, col, "unexpected text after the end of the JSON array — "
-                                 "remove it")
-                    return
-                if char == "]" and state in ("first", "comma"):
-                    pos, state = pos + 1, "done"
-                    continue
-                if state == "comma":
-                    if char != ",":
-                        self.problem(line, col, "expected ',' or ']' after an element of the "
-                                     "JSON array")
-                        return
-                    pos, state = pos + 1, "element"
-                    continue
-                try:
-                    row, end = decoder.raw_decode(buf, pos)
-                    complete = end < len(buf) or eof
-                except json.JSONDecodeError as exc:
-                    complete, error = False, exc
-                else:
-                    error = None
-                if not complete:
-                    if eof or len(buf) - pos > MAX_ELEMENT:
-                        where_line = line + buf.count("\n", pos, error.pos) if error else line
-                        where_col = (error.pos - buf.rfind("\n", 0, error.pos)) if error else col
-                        self.problem(where_line, where_col, _json_message(error.msg if error else
-                                     "element too large") + " — the .json file must be one valid "
-                                     "JSON array")
-                        return
-                    try:
-                        more = f.read(CHUNK)
-                    except UnicodeDecodeError:
-                        self.problem(line, 1, "not valid UTF-8 near here — save the file as UTF-8")
-                        return
-                    eof = not more
-                    buf, pos = buf[pos:] + more, 0
-                    continue
-                self._raw = buf[pos:end] if end - pos < 65536 else ""
-                self._line, self._col0 = line, col
-                yield line, row
-                line += buf.count("\n", pos, end)
-                pos, state = end, "comma"
-                if pos > CHUNK:  # keep the buffer bounded
-                    buf, pos = buf[pos:], 0
-
-    # -- .csv
-    def _csv(self) -> Iterator[tuple[int, Any]]:
-        spans = {n for n, t in (self.fields or {}).items() if t == "character_offsets"}
-        with open(self.path, encoding="utf-8-sig", newline="") as f:
-            physical = _LineTap(f)
-            reader = csv.reader(physical, strict=True)
-            try:
-                header = next(reader, None)
-            except (csv.Error, UnicodeDecodeError) as exc:
-                self.problem(1, 1, _csv_message(exc))
-                return
-            if not header or not any(h.strip() for h in header):
-                self.problem(1, 1, "empty CSV file — the first row must name the columns")
-                return
-            self._header = [h.strip() for h in header]
-            keep = self._check_header(self._header, physical.last)
-            prev = reader.line_num
-            while True:
-                try:
-                    record = next(reader)
-                except StopIteration:
-                    return
-                except (csv.Error, UnicodeDecodeError) as exc:
-                    self.problem(prev + 1, 1, _csv_message(exc))
-                    return
-                line, prev = prev + 1, reader.line_num
-                if not record or record == [""]:
-                    continue
-                self._raw = physical.last if line == prev else ""
-                self._line = line
-                if len(record) != len(self._header):
-                    self.problem(line, 1, f"this row has {len(record)} cells but the header has "
-                                 f"{len(self._header)} — quote cells that contain commas")
-                    continue
-                row, bad = {}, False
-                for i in keep:
-                    name, cell = self._header[i], record[i]
-                    if cell == "":
-                        row[name] = None
-                    elif name in spans:
-                        try:
-                            row[name] = orjson.loads(cell)
-                        except orjson.JSONDecodeError:
-                            self.problem(*self.position(name), f"column {name!r} is not valid "
-                                         "JSON — write spans as [{\"start\": 0, \"end\": 5, "
-                                         "\"label\": \"ORG\"}]")
-                            bad = True
-                    else:
-                        row[name] = cell
-                if not bad:
-                    yield line, row
-
-    def _check_header(self, header: list[str], raw: str) -> list[int]:
-        keep, seen = [], set()
-        for i, name in enumerate(header):
-            col = _csv_cell_col(raw, i)
-            if not name:
-                self.problem(1, col, f"column {i + 1} has no name — name it in the header row, "
-                             "or remove the column")
-            elif name in seen:
-                self.problem(1, col, f"column {name!r} appears twice in the header — keep one")
-            elif self.fields is not None and name not in self.fields:
-                self.problem(1, col, _unknown_field(name, self.fields))
-            else:
-                keep.append(i)
-            seen.add(name)
-        return keep
-
-
-class _LineTap:
-    """Feeds csv.reader line by line, remembering the last physical line read (the whole
-    record when it fits on one line, which is what column positions need)."""
-
-    def __init__(self, f: io.TextIOBase):
-        self.f = f
-        self.last = ""
-
-    def __iter__(self) -> _LineTap:
-        return self
-
-    def __next__(self) -> str:
-        self.last = next(self.f)
-        return self.last
-
-
-def _csv_cell_col(line: str, index: int) -> int:
-    """1-based character column where cell ``index`` starts in a one-line CSV record."""
-    if not line:
-        return 1
-    cell, quoted, i = 0, False, 0
-    start = 0
-    while i < len(line) and cell < index:
-        char = line[i]
-        if char == '"':
-            quoted = not quoted
-        elif char == "," and not quoted:
-            cell += 1
-            start = i + 1
-        i += 1
-    return start + 1 if cell == index else 1
-
-
-def _csv_message(exc: Exception) -> str:
-    if isinstance(exc, UnicodeDecodeError):
-        return "not valid UTF-8 — save the file as UTF-8"
-    text = str(exc)
-    if "unexpected end of data" in text or "EOF" in text:
-        return "a quoted cell is never closed — check the quotes (a quote inside a cell is " \
-               "written twice: \"\")"
-    return f"invalid CSV: {text} — check the quoting of this row"
-
-
-def _json_message(msg: str) -> str:
-    if "UTF-8" in msg:
-        return "not valid UTF-8 — save the file as UTF-8"
-    return f"invalid JSON: {msg}"
-
-
-def _unknown_field(name: str, fields: Mapping[str, str]) -> str:
-    guess = nearest(name, fields)
-    hint = f"did you mean {guess[0]!r}?" if guess else "fields: " + ", ".join(fields)
-    return f"unknown field {name!r} — {hint} (add it to the dataset's fields, or remove it)"
-
-
-def iter_rows(path: Path | str, fields: Mapping[str, str] | None = None) -> Iterator[tuple[int, Any]]:
-    """Raw ``(line, row)`` of a data file; ManifestError after the last row on syntax
-    errors. ``fields`` (name -> data type) tells CSV which cells hold JSON spans."""
-    reader = RowReader(path, fields)
-    yield from reader
-    if reader.problems:
-        raise ManifestError(reader.problems)
 
 
 # --------------------------------------------------------------------------- checks

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hlops import datafile
+from hlops import datafile, datareaders
 from hlops.datafile import KeyIndex, RowChecker, check_data, iter_checked, iter_rows
 from hlops.errors import ManifestError
 
@@ -26,7 +26,7 @@ def test_jsonl_rows_and_lines(tmp_path):
 
 
 def test_json_array_across_chunk_boundaries(tmp_path, monkeypatch):
-    monkeypatch.setattr(datafile, "CHUNK", 7)  # elements straddle every read
+    monkeypatch.setattr(datareaders, "CHUNK", 7)  # elements straddle every read
     rows = [{"id": str(i), "text": "é" * (i % 5) + ' "quoted" ] } ,'} for i in range(40)]
     body = "[\n" + ",\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n]\n"
     got = list(iter_rows(write(tmp_path, "d.json", body)))
@@ -41,7 +41,7 @@ def test_json_pretty_printed_lines(tmp_path):
 
 def test_json_empty_array_and_numbers_at_chunk_ends(tmp_path, monkeypatch):
     assert list(iter_rows(write(tmp_path, "e.json", " [ ] "))) == []
-    monkeypatch.setattr(datafile, "CHUNK", 5)  # "[1, 2" then "2]": 22 must not be read as 2
+    monkeypatch.setattr(datareaders, "CHUNK", 5)  # "[1, 2" then "2]": 22 must not be read as 2
     assert list(iter_rows(write(tmp_path, "n.json", "[1, 22]"))) == [(1, 1), (1, 22)]
     with pytest.raises(ManifestError, match="the JSON array is not closed"):
         list(iter_rows(write(tmp_path, "u.json", "[1, 22")))
