@@ -130,13 +130,13 @@ class Config:
 
 
 def point(src: Src, at: tuple) -> tuple[int, int]:
-    """(line, col) to show for attribute path ``at`` of a document: a scalar's value; a
-    mapping's or list's key (``outputs:`` rather than its first entry); for an attribute that
-    was not written, the key of the nearest enclosing mapping."""
-    node, followed = walk(src, at)
-    if len(followed) < len(at) or isinstance(node.children, (dict, list)):
-        return node.key_pos
-    return node.line, node.col
+    """(line, col) to show for attribute path ``at`` of a document: the deepest node written
+    along it; a scalar's value, or a mapping's or list's key (``outputs:`` rather than its
+    first entry)."""
+    node, _ = walk(src, at)
+    if node.children is None:
+        return node.line, node.col  # a scalar (also a short form standing for a mapping)
+    return node.key_pos
 
 
 def display_path(path: Path | str) -> str:
