@@ -309,14 +309,16 @@ def iter_checked(path: Path | str, fields: Mapping[str, str], key: str | None = 
         raise ManifestError(problems)
 
 
-def check_inline(rows: Iterable[tuple[int, int, Any]], fields: Mapping[str, str],
+def check_inline(rows: Iterable[tuple], fields: Mapping[str, str],
                  key: str | None, span_texts: Mapping[str, str] | None,
                  display: str) -> tuple[list[tuple[int, dict]], list[Problem]]:
-    """Check inline ``data:`` rows given as ``(line, col, row)`` (positions in the YAML)."""
+    """Check inline ``data:`` rows given as ``(line, col, row)`` (positions in the YAML), or
+    ``(line, col, row, position)`` where ``position(field)`` locates a field's value."""
     checker = RowChecker(fields, key, span_texts, display)
     good = []
-    for line, col, row in rows:
-        norm = checker.check(line, row, lambda field, at=(line, col): at)
+    for line, col, row, *more in rows:
+        position = more[0] if more else (lambda field, at=(line, col): at)
+        norm = checker.check(line, row, position)
         if norm is not None:
             good.append((line, norm))
     return good, checker.finish()

@@ -175,7 +175,9 @@ def _key_name(loc: tuple) -> str:
 
 
 def _item_name(loc: tuple) -> str:
-    """`name`, `item 2 of users` ..."""
+    """`name`, `item 2 of users`, `output 'o'` ..."""
+    if len(loc) == 2 and loc[0] in ("fields", "inputs", "outputs"):
+        return f"{loc[0][:-1]} {loc[1]!r}"
     if loc and isinstance(loc[-1], int):
         return f"item {loc[-1] + 1} of `{_key_name(loc[:-1])}`"
     return f"`{_key_name(loc)}`"

@@ -406,6 +406,19 @@ def _read_guidelines(config: Config, problems: list[Problem]) -> None:
                                           f"{exc.strerror}"))
 
 
+def _inline_located(config: Config, name: str) -> Iterator[tuple]:
+    """Inline rows with a locator for each field's value (for messages)."""
+    node = config._docs[("Dataset", name)].src.child("data")
+    for i, (line, col, row) in enumerate(config.inline_rows(name)):
+        item = node.child(i) if node else None
+
+        def position(field, item=item, at=(line, col)):
+            child = item.child(field) if item is not None and field is not None else None
+            return (child.line, child.col) if child is not None else at
+
+        yield line, col, row, position
+
+
 def _resolve_data(config: Config, problems: list[Problem], check: bool) -> None:
     for name, dataset in config.datasets.items():
         if dataset.ensure != "present" or dataset.data is None:
@@ -413,7 +426,7 @@ def _resolve_data(config: Config, problems: list[Problem], check: bool) -> None:
         fields, key = dataset.field_types(), dataset.key
         texts = config.span_texts(name)
         if isinstance(dataset.data, list):
-            _, found = datafile.check_inline(config.inline_rows(name), fields, key, texts,
+            _, found = datafile.check_inline(_inline_located(config, name), fields, key, texts,
                                              config.location("Dataset", name).path)
             problems += found
             config.rows[name] = len(dataset.data)
