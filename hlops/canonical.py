@@ -162,6 +162,69 @@ def normalise_row(row: Mapping[str, Any], fields: Mapping[str, str]) -> dict[str
     return out
 
 
+def normalise_rows(rows: list[Any], fields: Mapping[str, str]) -> list[dict[str, Any]]:
+    """``[normalise_row(row, fields) for row in rows]``, about twice as fast.
+
+    For bulk writes (the server validates 10,000 datapoints per request). The common value
+    shapes -- a string or integer in a text/categorical field, a list of well-formed spans --
+    are normalised inline; anything else goes through :func:`normalise_value`, so the
+    result and the errors are exactly those of :func:`normalise_row` (a property test pins
+    this). Raises :class:`InvalidValue` on the first problem, its ``loc`` starting with the
+    row's index; callers wanting every problem use :func:`row_problems` on the failures.
+    """
+    out: list[dict[str, Any]] = []
+    append = out.append
+    for i, row in enumerate(rows):
+        if type(row) is not dict:
+            if not isinstance(row, Mapping):
+                raise InvalidValue(
+                    f"a datapoint must be an object, got {_type_name(row)}", "dict_type", (i,)
+                )
+        norm: dict[str, Any] = {}
+        for name, value in row.items():
+            data_type = fields.get(name)
+            kind = type(value)
+            if kind is str and (data_type == "text" or data_type == "categorical"):
+                norm[name] = value
+                continue
+            if kind is int and (data_type == "text" or data_type == "categorical"):
+                norm[name] = str(value)
+                continue
+            if kind is list and data_type == "character_offsets":
+                spans = _plain_spans(value)
+                if spans is not None:
+                    norm[name] = spans
+                    continue
+            if data_type is None:
+                raise InvalidValue(_unknown_field_msg(name, fields), "unknown_field", (i, name))
+            try:
+                value = normalise_value(data_type, value)
+            except InvalidValue as exc:
+                raise InvalidValue(exc.msg, exc.type, (i, name, *exc.loc)) from None
+            if value is not None:
+                norm[name] = value
+        append(norm)
+    return out
+
+
+def _plain_spans(value: list[Any]) -> list[dict[str, Any]] | None:
+    """Spans in canonical form when every one is a well-formed ``{start, end, label}``
+    object; ``None`` when any is not (the caller then lets :func:`normalise_value` report
+    the problem)."""
+    spans = []
+    for span in value:
+        if type(span) is not dict or len(span) != 3:
+            return None
+        start, end, label = span.get("start"), span.get("end"), span.get("label")
+        if type(start) is not int or type(end) is not int or type(label) is not str:
+            return None
+        if not label or not 0 <= start < end:
+            return None
+        spans.append((start, end, label))
+    spans.sort()
+    return [{"start": s, "end": e, "label": lb} for s, e, lb in spans]
+
+
 def row_problems(row: Any, fields: Mapping[str, str]) -> list[InvalidValue]:
     """Every problem of one datapoint (an empty list when it is valid)."""
     if not isinstance(row, Mapping):

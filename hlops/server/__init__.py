@@ -1,0 +1,12 @@
+"""The reference server: the seed's Humanloop API with the provisioning extensions.
+
+- :func:`hlops.server.app.create_app` -- the FastAPI app over a store;
+- :class:`hlops.server.sqlite_store.SqliteStore` -- the default store;
+- :func:`hlops.server.run.serve` / :func:`hlops.server.run.start_in_thread` -- run it.
+
+See docs/server.md (running, knobs, storage, durability) and docs/api.md (the API).
+"""
+
+from hlops.server.run import BackgroundServer, serve, start_in_thread
+
+__all__ = ["BackgroundServer", "serve", "start_in_thread"]

@@ -1,0 +1,231 @@
+"""The gate every request passes before a route: one pure ASGI middleware, in this order.
+
+1. Open paths (``/health``, ``/openapi.json``, ``/docs``, ``/redoc``) and, when enabled,
+   the test endpoints (``/_test/*``) go straight through, uncounted and never faulted.
+2. Test-only: a seeded fault may answer now (phase ``before``) -- the request is not
+   processed.
+3. ``Content-Length`` over the body limit -> 413 before anything is read; a body without a
+   length is counted while it is read (413 as soon as it passes the limit).
+4. ``X-API-KEY`` -> organisation (by SHA-256 digest), else 401.
+5. Test-only: the per-key rate limit -> 429 with ``Retry-After``.
+6. A body that is not JSON (by ``Content-Type``) -> 415.
+7. ``Idempotency-Key`` on a write: a stored answer of the same method and path is replayed;
+   the same key with another method or path is a 422; a twin still in flight is a 409.
+8. The route runs. Test-only: with a fault of phase ``after``, its answer is dropped and
+   the fault status sent instead (the write *is* committed: a lost response).
+
+Then the request is counted (``/_test/stats``) and logged (``--request-log``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
+
+from hlops.server.config import Settings
+from hlops.server.faults import Fault, FaultInjector, RateLimiter, RequestLog, Stats
+from hlops.server.store import Idem, Store
+
+OPEN_PATHS = frozenset({"/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+MAX_IDEMPOTENCY_KEY = 200
+
+
+class BodyTooLarge(HTTPException):
+    def __init__(self, limit: int):
+        super().__init__(413, f"request body larger than {limit:,} bytes")
+
+
+@dataclass
+class GateState:
+    """What the gate needs, shared with the test endpoints (which reconfigure it)."""
+
+    settings: Settings
+    store: Store
+    orgs: dict[str, int]  # key digest -> org id
+    injector: FaultInjector
+    limiter: RateLimiter
+    stats: Stats = field(default_factory=Stats)
+    log: RequestLog = field(default_factory=lambda: RequestLog(None))
+    inflight: set = field(default_factory=set)
+    inflight_lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> tuple[int, list, bytes]:
+    raw = body if isinstance(body, bytes) else orjson.dumps(body)
+    hdrs = [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
+    hdrs += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+    return status, hdrs, raw
+
+
+async def _send_response(send: Any, response: tuple[int, list, bytes]) -> None:
+    status, headers, body = response
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def fault_response(fault: Fault) -> tuple[int, list, bytes]:
+    headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
+    return _json(fault.status, {"detail": f"injected fault ({fault.status}, test-only)"}, headers)
+
+
+class Gate:
+    def __init__(self, app: Any, state: GateState, routes: Any):
+        self.app = app
+        self.state = state
+        self.routes = routes  # the router's routes, to name the path template of any request
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope["path"]
+        if path in OPEN_PATHS or (path.startswith("/_test/") and self.state.settings.test_endpoints):
+            return await self.app(scope, receive, send)
+        st = self.state
+        method = scope["method"]
+        status = 500
+        org: int | None = None
+        claimed: tuple | None = None
+        try:
+            headers = _headers(scope)
+            fault = st.injector.draw()
+            early, org = self._check(scope, headers, fault)
+            if early is not None:
+                status = early[0]
+                await _send_response(send, early)
+                return
+            idem = headers.get("idempotency-key")
+            if idem is not None and method in WRITE_METHODS:
+                if not 1 <= len(idem) <= MAX_IDEMPOTENCY_KEY or not idem.isprintable():
+                    response = _json(422, {"detail": [{
+                        "loc": ["header", "Idempotency-Key"],
+                        "msg": f"an Idempotency-Key is 1-{MAX_IDEMPOTENCY_KEY} printable characters",
+                        "type": "string_too_long",
+                    }]})
+                    status = response[0]
+                    await _send_response(send, response)
+                    return
+                replay = await run_in_threadpool(st.store.idem_lookup, org, idem)
+                if replay is not None:
+                    response = fault_response(fault) if fault else self._replay(replay, method, path)
+                    status = response[0]
+                    await _send_response(send, response)
+                    return
+                claimed = (org, idem)
+                with st.inflight_lock:
+                    busy = claimed in st.inflight
+                    if not busy:
+                        st.inflight.add(claimed)
+                if busy:
+                    claimed = None
+                    response = _json(409, {"detail": "a request with this Idempotency-Key is still in progress"})
+                    status = response[0]
+                    await _send_response(send, response)
+                    return
+                scope.setdefault("state", {})["idem"] = Idem(idem, method, path)
+            scope.setdefault("state", {})["org_id"] = org
+            status = await self._run(scope, receive, send, fault)
+        finally:
+            if claimed is not None:
+                with st.inflight_lock:
+                    st.inflight.discard(claimed)
+            st.stats.record(method, self._template(scope), status)
+            st.log.write(org, method, path, status)
+
+    def _check(self, scope: dict, headers: dict[str, str], fault: Fault | None) -> tuple[tuple | None, int | None]:
+        """Steps 2-6: ``(early answer, None)`` with the answer as ``(status, headers,
+        body)``, or ``(None, org id)`` to go on."""
+        st = self.state
+        if fault is not None and fault.phase == "before":
+            return fault_response(fault), None
+        length = headers.get("content-length")
+        if length is not None:
+            if not length.isdigit():
+                return _json(400, {"detail": "invalid Content-Length"}), None
+            if int(length) > st.settings.max_body_bytes:
+                return _json(413, {"detail": f"request body larger than {st.settings.max_body_bytes:,} bytes"}), None
+        key = headers.get("x-api-key")
+        if not key:
+            return _json(401, {"detail": "missing X-API-KEY header"}), None
+        digest = hashlib.sha256(key.encode("latin-1")).hexdigest()  # the header's own bytes
+        org = st.orgs.get(digest)
+        if org is None:
+            return _json(401, {"detail": "unknown API key"}), None
+        wait = st.limiter.check(digest)
+        if wait is not None:
+            return _json(429, {"detail": "rate limit exceeded (test-only limit)"}, {"Retry-After": str(wait)}), None
+        if scope["method"] in BODY_METHODS and (length not in (None, "0") or "transfer-encoding" in headers):
+            ctype = headers.get("content-type", "application/json").split(";", 1)[0].strip().lower()
+            if ctype != "application/json" and not ctype.endswith("+json"):
+                return _json(415, {"detail": "the body must be JSON (Content-Type: application/json)"}), None
+        return None, org
+
+    async def _run(self, scope: dict, receive: Any, send: Any, fault: Fault | None) -> int:
+        """Run the route with the body counted; answer the fault instead when it is of
+        phase ``after``. Returns the status sent."""
+        limit = self.state.settings.max_body_bytes
+        seen = 0
+
+        async def counted_receive() -> dict:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        sent = {"status": 500}
+
+        async def observed_send(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                sent["status"] = message["status"]
+            if fault is None:
+                await send(message)
+
+        await self.app(scope, counted_receive, observed_send)
+        if fault is not None:  # phase "after": the work is done and committed; lose the answer
+            await _send_response(send, fault_response(fault))
+            return fault.status
+        return sent["status"]
+
+    @staticmethod
+    def _replay(replay: Any, method: str, path: str) -> tuple[int, list, bytes]:
+        if (replay.method, replay.path) != (method, path):
+            return _json(422, {"detail": [{
+                "loc": ["header", "Idempotency-Key"],
+                "msg": f"this Idempotency-Key was used for {replay.method} {replay.path}",
+                "type": "idempotency_key_reused",
+            }]})
+        extra = {"Idempotency-Replayed": "true"}
+        if replay.etag:
+            extra["ETag"] = replay.etag
+        return _json(replay.status, replay.body, extra)
+
+    def _template(self, scope: dict) -> str:
+        route = scope.get("route")
+        if route is not None and hasattr(route, "path"):
+            return route.path
+        for candidate in self.routes:
+            try:
+                match, _ = candidate.matches(scope)
+            except Exception:  # noqa: BLE001 - a route that cannot match this scope
+                continue
+            if match == Match.FULL:
+                return candidate.path
+        return "<unmatched>"
+
+
+def _headers(scope: dict) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in scope.get("headers", ()):
+        out[k.decode("latin-1").lower()] = v.decode("latin-1")
+    return out

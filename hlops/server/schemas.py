@@ -1,0 +1,364 @@
+"""Request and response models of the reference server: they make its OpenAPI.
+
+Small bodies (projects, dataset patches, annotations) are validated by these models.
+Datapoint-carrying bodies (``POST /datasets``, ``PUT /datasets/{id}``, the datapoint
+PATCH/delete) are read raw and checked in one fast pass (``hlops/server/bodies.py``); their
+models here only *document* them -- and the dataset settings part of ``POST /datasets`` is
+still validated by :class:`DatasetSettings`.
+
+Request models forbid unknown keys (a typo is a 422, not silently ignored). Response models
+describe exactly what the server sends; schemathesis checks every answer against them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+MAX_ID = 2**63 - 1
+DataType = Literal["text", "categorical", "character_offsets"]
+TaskType = Literal["classification", "multilabel_classification", "sequence_tagging"]
+Role = Literal["annotator", "owner", "admin"]
+
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+# Same rules as the manifest language (hlops/models.py): printable, no surrounding space.
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\s/](?:[^\n\r\t/]*[^\s/])?$")]
+FieldName = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")]
+Email = Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+Text = Annotated[str, StringConstraints(max_length=100_000)]
+LabelName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+# --------------------------------------------------------------------------- datapoints
+
+
+class Span(_In):
+    """A ``character_offsets`` value: ``0 <= start < end``."""
+
+    start: Annotated[int, Field(ge=0)]
+    end: Annotated[int, Field(ge=1)]
+    label: LabelName
+
+
+DatapointValue = str | int | list[Span] | None
+Datapoint = Annotated[
+    dict[FieldName, DatapointValue],
+    Field(
+        description="Field name -> value. `text` and `categorical` take a string (or an integer, "
+        "held as its string); `character_offsets` a list of spans; null means no value."
+    ),
+]
+
+
+class FieldIn(_In):
+    name: FieldName
+    data_type: DataType
+    description: Text | None = None
+
+
+class DatasetSettings(_In):
+    """The part of ``POST /datasets`` besides ``data``."""
+
+    name: Name
+    description: Text | None = None
+    key: FieldName | None = Field(
+        None, description="The field identifying a datapoint: unique, required in every datapoint."
+    )
+    fields: Annotated[list[FieldIn], Field(min_length=1, max_length=1000)]
+
+
+class DatasetCreate(DatasetSettings):
+    data: Annotated[list[Datapoint], Field(max_length=10_000)] | None = Field(
+        None, description="Datapoints, at most 10,000 per request (more through PUT)."
+    )
+
+
+class DatasetAppend(_In):
+    data: Annotated[list[Datapoint], Field(max_length=10_000)]
+
+
+class DatasetPatch(_In):
+    name: Name | None = None
+    description: Text | None = None
+    key: FieldName | None = Field(None, description="null removes the key (datapoints are then keyed by hash).")
+    fields: Annotated[list[FieldIn], Field(min_length=1, max_length=1000)] | None = Field(
+        None, description="The full list of fields: existing ones (same type) plus new ones."
+    )
+
+
+class DatapointReplace(_In):
+    id: Id
+    data: Datapoint
+
+
+class DatapointsPatch(_In):
+    data: Annotated[list[DatapointReplace], Field(max_length=10_000)]
+
+
+class DatapointsDelete(_In):
+    ids: Annotated[list[Id], Field(max_length=10_000)]
+
+
+# --------------------------------------------------------------------------- projects
+
+
+class Source(_In):
+    field_id: Id
+
+
+class InputIn(_In):
+    name: FieldName
+    data_type: DataType
+    description: Text | None = None
+    display_only: bool = False
+    data_sources: Annotated[list[Source], Field(min_length=1, max_length=100)]
+
+
+class LabelIn(_In):
+    name: LabelName
+    description: Text | None = None
+
+
+class OutputIn(_In):
+    name: FieldName
+    description: Text | None = None
+    task_type: TaskType
+    data_sources: Annotated[list[Source], Field(max_length=100)] = []
+    labels: Annotated[list[LabelName | LabelIn], Field(max_length=1000)] = []
+    input: FieldName | None = Field(None, description="sequence_tagging only: the text input its spans point into.")
+
+
+class UserIn(_In):
+    email: Email
+    role: Role = "annotator"
+
+
+class ProjectCreate(_In):
+    name: Name
+    description: Text | None = None
+    inputs: Annotated[list[InputIn], Field(min_length=1, max_length=100)]
+    outputs: Annotated[list[OutputIn], Field(min_length=1, max_length=100)]
+    guidelines: Annotated[str, StringConstraints(max_length=1_000_000)] | None = None
+    users: Annotated[list[Email | UserIn], Field(max_length=1000)] = []
+    review_existing_annotations: bool = True
+
+
+class ProjectPatch(_In):
+    name: Name | None = None
+    description: Text | None = None
+    guidelines: Annotated[str, StringConstraints(max_length=1_000_000)] | None = None
+    users: Annotated[list[Email | UserIn], Field(max_length=1000)] | None = None
+    review_existing_annotations: bool | None = None
+    inputs: Annotated[list[InputIn], Field(min_length=1, max_length=100)] | None = Field(
+        None, description="The full list: existing inputs plus new ones."
+    )
+    outputs: Annotated[list[OutputIn], Field(min_length=1, max_length=100)] | None = Field(
+        None, description="The full list: existing outputs plus new ones."
+    )
+
+
+class AnnotationIn(_In):
+    datapoint_id: Id
+    output: FieldName
+    value: Annotated[
+        LabelName | list[LabelName] | list[Span],
+        Field(description="classification: a label; multilabel: a list of labels; sequence_tagging: a list of spans."),
+    ]
+
+
+# --------------------------------------------------------------------------- answers
+
+
+class FieldOut(_Out):
+    id: int
+    name: str
+    data_type: DataType
+    description: str | None
+
+
+class Dataset(_Out):
+    id: int
+    name: str
+    description: str | None
+    key: str | None
+    fields: list[FieldOut]
+    datapoint_count: int
+    created_at: str
+    updated_at: str
+    version: int
+
+
+class DatasetWrite(Dataset):
+    datapoint_ids: list[int] = Field(description="The new datapoints' ids, in the order sent.")
+
+
+class DatapointsDeleted(Dataset):
+    deleted: int
+
+
+class DatasetDeleted(_Out):
+    id: int
+    deleted_projects: list[int] = Field(description="Projects deleted with it (`force=true`).")
+
+
+class DatasetPage(_Out):
+    items: list[Dataset]
+    next_cursor: str | None
+
+
+class DatapointOut(_Out):
+    id: int
+    data: dict[str, Any]
+
+
+class DatapointPage(_Out):
+    items: list[DatapointOut]
+    next_cursor: str | None
+
+
+class Bucket(_Out):
+    bucket: int
+    count: int
+    hash: str = Field(description="XOR of the bucket's datapoint hashes (64 hex digits).")
+
+
+class DigestBuckets(_Out):
+    key: str | None
+    buckets: int
+    datapoint_count: int
+    version: int
+    items: list[Bucket]
+
+
+class DigestRow(_Out):
+    id: int
+    key: str | None = Field(description="The key text (the hash when the dataset has no key).")
+    hash: str
+    annotations: int = Field(description="Annotations that would be lost with this datapoint.")
+
+
+class DigestRows(_Out):
+    items: list[DigestRow]
+    next_cursor: str | None
+
+
+class SourceOut(_Out):
+    field_id: int
+
+
+class InputOut(_Out):
+    id: int
+    name: str
+    data_type: DataType
+    description: str | None
+    display_only: bool
+    data_sources: list[SourceOut]
+
+
+class LabelOut(_Out):
+    name: str
+    description: str | None
+
+
+class OutputOut(_Out):
+    id: int
+    name: str
+    description: str | None
+    task_type: TaskType
+    data_sources: list[SourceOut]
+    labels: list[LabelOut]
+    input: str | None
+
+
+class UserOut(_Out):
+    email: str
+    role: Role
+
+
+class Project(_Out):
+    id: int
+    name: str
+    description: str | None
+    inputs: list[InputOut]
+    outputs: list[OutputOut]
+    guidelines: str | None
+    users: list[UserOut]
+    review_existing_annotations: bool
+    annotation_count: int
+    created_at: str
+    updated_at: str
+    version: int
+
+
+class ProjectPage(_Out):
+    items: list[Project]
+    next_cursor: str | None
+
+
+class ProjectDeleted(_Out):
+    id: int
+
+
+class Annotation(_Out):
+    project_id: int
+    datapoint_id: int
+    output: str
+    value: Any
+    source: Literal["user", "dataset"]
+    created_at: str
+    updated_at: str
+
+
+class ModelStatus(_Out):
+    status: str = Field(description="`untrained`, `ready_to_train` (>= 10 annotated datapoints); training adds more.")
+    version: int
+
+
+class BySource(_Out):
+    user: int
+    dataset: int
+
+
+class OutputSummary(_Out):
+    id: int
+    name: str
+    task_type: TaskType
+    annotated: int = Field(description="Datapoints annotated for this output.")
+    by_source: BySource
+    source_labels: list[str] = Field(description="Labels found in the output's source fields.")
+    model: ModelStatus
+
+
+class AnnotationSummary(_Out):
+    project_id: int
+    annotated_datapoints: int
+    annotation_count: int
+    outputs: list[OutputSummary]
+
+
+class Health(_Out):
+    status: Literal["ok"]
+    version: str
+
+
+class ErrorOut(_Out):
+    detail: str
+
+
+class ValidationItem(_Out):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorOut(_Out):
+    detail: list[ValidationItem]

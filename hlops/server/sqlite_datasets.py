@@ -1,0 +1,590 @@
+"""Datasets, fields, datapoints and digests in SQLite (a mixin of :class:`SqliteStore`).
+
+Datapoint writes do their CPU work -- normalising, serialising, hashing 10,000 rows --
+before taking the write lock (:func:`hlops.server.rows.prepare`), then insert with one
+``executemany`` in one transaction. If the dataset's fields or key changed in between (a
+concurrent PATCH), the rows are prepared again under the lock.
+
+A digest never parses datapoint JSON when it uses the dataset's own key: it reads the
+stored hash and point of each datapoint (concatenated by SQLite in chunks, grouped by
+numpy, see :mod:`hlops.server.digest`) and keeps the finest summary of the last few
+dataset versions in memory. A digest by another field (``?key=`` that is not the dataset's
+key) has to read and parse every datapoint: correct, but slower.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections import OrderedDict
+from itertools import repeat
+from typing import Any
+
+import orjson
+
+from hlops import canonical
+from hlops.server.digest import FineSummary, fine_bucket
+from hlops.server.rows import (
+    Prepared,
+    bucket_range,
+    duplicate_keys,
+    duplicate_message,
+    prepare,
+    stored_point,
+)
+from hlops.server.sqlite_common import check_version, chunks, marks, now, page_of
+from hlops.server.store import Conflict, Invalid, NotFound, Page
+
+DIGEST_CHUNK = 100_000  # datapoints per SQL round trip of a digest scan
+SUMMARY_CACHE = 4  # fine summaries kept in memory (dataset, version, key)
+
+
+class DatasetsMixin:
+    """Needs ``_read()``, ``_write()`` and ``_answer()`` from :class:`SqliteStore`."""
+
+    _summaries: OrderedDict
+    _summaries_lock: threading.Lock
+
+    # ------------------------------------------------------------------ reading helpers
+
+    def _dataset(self, con: sqlite3.Connection, org: int, dataset_id: int) -> sqlite3.Row:
+        row = con.execute(
+            "SELECT * FROM datasets WHERE id = ? AND org_id = ?", (dataset_id, org)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"dataset {dataset_id} not found")
+        return row
+
+    @staticmethod
+    def _fields(con: sqlite3.Connection, dataset_ids: list[int]) -> dict[int, list[dict]]:
+        out: dict[int, list[dict]] = {i: [] for i in dataset_ids}
+        for part in chunks(dataset_ids):
+            for f in con.execute(
+                f"SELECT id, dataset_id, name, data_type, description FROM fields "
+                f"WHERE dataset_id IN ({marks(len(part))}) ORDER BY dataset_id, position",
+                tuple(part),
+            ):
+                out[f["dataset_id"]].append(
+                    {"id": f["id"], "name": f["name"], "data_type": f["data_type"], "description": f["description"]}
+                )
+        return out
+
+    def _field_types(self, con: sqlite3.Connection, dataset_id: int) -> dict[str, str]:
+        return {f["name"]: f["data_type"] for f in self._fields(con, [dataset_id])[dataset_id]}
+
+    @staticmethod
+    def _dataset_json(row: sqlite3.Row, fields: list[dict]) -> dict:
+        return {
+            "id": row["id"],
+            "name": row["name"],
+            "description": row["description"],
+            "key": row["key_field"],
+            "fields": fields,
+            "datapoint_count": row["datapoint_count"],
+            "created_at": row["created_at"],
+            "updated_at": row["updated_at"],
+            "version": row["version"],
+        }
+
+    def _dataset_out(self, con: sqlite3.Connection, org: int, dataset_id: int) -> dict:
+        row = self._dataset(con, org, dataset_id)
+        return self._dataset_json(row, self._fields(con, [dataset_id])[dataset_id])
+
+    @staticmethod
+    def _touch(con: sqlite3.Connection, dataset_id: int, count_delta: int = 0) -> None:
+        con.execute(
+            "UPDATE datasets SET version = version + 1, updated_at = ?, "
+            "datapoint_count = datapoint_count + ? WHERE id = ?",
+            (now(), count_delta, dataset_id),
+        )
+
+    # ------------------------------------------------------------------ datasets
+
+    def create_dataset(self, org: int, spec: dict, rows: list[Any], idem: Any) -> dict:
+        fields = _check_fields(spec["fields"])
+        key = spec.get("key")
+        if key is not None and key not in fields:
+            raise Invalid.one(("body", "key"), f"key {key!r} is not a field of this dataset", "unknown_field")
+        prepared = prepare(rows, fields, key, ("body", "data")) if rows else None
+        if prepared is not None:
+            _refuse_duplicates(prepared, key)
+        with self._write() as con:
+            if con.execute(
+                "SELECT 1 FROM datasets WHERE org_id = ? AND name = ?", (org, spec["name"])
+            ).fetchone():
+                raise Conflict(f"a dataset named {spec['name']!r} already exists")
+            stamp = now()
+            dataset_id = con.execute(
+                "INSERT INTO datasets(org_id, name, description, key_field, datapoint_count, "
+                "version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 1, ?, ?)",
+                (org, spec["name"], spec.get("description"), key, len(prepared or ()), stamp, stamp),
+            ).lastrowid
+            con.executemany(
+                "INSERT INTO fields(dataset_id, name, data_type, description, position) VALUES (?, ?, ?, ?, ?)",
+                [(dataset_id, f["name"], f["data_type"], f.get("description"), i) for i, f in enumerate(spec["fields"])],
+            )
+            ids = self._insert_rows(con, dataset_id, prepared, key) if prepared else []
+            result = self._dataset_out(con, org, dataset_id)
+            result["datapoint_ids"] = ids
+            return self._answer(con, org, idem, result)
+
+    def list_datasets(self, org: int, name: str | None, page: Page) -> dict:
+        after = _int_cursor(page.after)
+        sql = "SELECT * FROM datasets WHERE org_id = ? AND id > ?"
+        args: list[Any] = [org, after]
+        if name is not None:
+            sql += " AND name = ?"
+            args.append(name)
+        with self._read() as con:
+            rows = con.execute(sql + " ORDER BY id LIMIT ?", (*args, page.limit + 1)).fetchall()
+            rows, next_cursor = page_of(rows, page.limit, lambda r: r["id"])
+            fields = self._fields(con, [r["id"] for r in rows])
+        return {"items": [self._dataset_json(r, fields[r["id"]]) for r in rows], "next_cursor": next_cursor}
+
+    def get_dataset(self, org: int, dataset_id: int) -> dict:
+        with self._read() as con:
+            return self._dataset_out(con, org, dataset_id)
+
+    def patch_dataset(self, org: int, dataset_id: int, patch: dict, if_match: int | None, idem: Any) -> dict:
+        with self._write() as con:
+            row = self._dataset(con, org, dataset_id)
+            check_version(row["version"], if_match)
+            existing = self._fields(con, [dataset_id])[dataset_id]
+            sets: dict[str, Any] = {}
+            if "name" in patch and patch["name"] != row["name"]:
+                if con.execute(
+                    "SELECT 1 FROM datasets WHERE org_id = ? AND name = ?", (org, patch["name"])
+                ).fetchone():
+                    raise Conflict(f"a dataset named {patch['name']!r} already exists")
+                sets["name"] = patch["name"]
+            if "description" in patch and patch["description"] != row["description"]:
+                sets["description"] = patch["description"]
+            added, described = [], []
+            if patch.get("fields") is not None:
+                added, described = _field_changes(existing, patch["fields"])
+            types = {f["name"]: f["data_type"] for f in existing} | {f["name"]: f["data_type"] for f in added}
+            rekey = "key" in patch and patch["key"] != row["key_field"]
+            if rekey:
+                if patch["key"] is not None and patch["key"] not in types:
+                    raise Invalid.one(("body", "key"), f"key {patch['key']!r} is not a field of this dataset", "unknown_field")
+                sets["key_field"] = patch["key"]
+            if not (sets or added or described):
+                return self._answer(con, org, idem, self._dataset_json(row, existing))
+            if sets:
+                con.execute(
+                    f"UPDATE datasets SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?",
+                    (*sets.values(), dataset_id),
+                )
+            con.executemany(
+                "INSERT INTO fields(dataset_id, name, data_type, description, position) VALUES (?, ?, ?, ?, ?)",
+                [(dataset_id, f["name"], f["data_type"], f.get("description"), len(existing) + i) for i, f in enumerate(added)],
+            )
+            con.executemany(
+                "UPDATE fields SET description = ? WHERE dataset_id = ? AND name = ?",
+                [(desc, dataset_id, name) for name, desc in described],
+            )
+            if rekey:
+                self._rekey(con, dataset_id, patch["key"])
+            self._touch(con, dataset_id)
+            return self._answer(con, org, idem, self._dataset_out(con, org, dataset_id))
+
+    def delete_dataset(self, org: int, dataset_id: int, force: bool, if_match: int | None, idem: Any) -> dict:
+        with self._write() as con:
+            row = self._dataset(con, org, dataset_id)
+            check_version(row["version"], if_match)
+            readers = con.execute(
+                "SELECT DISTINCT p.id, p.name FROM project_sources ps JOIN fields f ON f.id = ps.field_id "
+                "JOIN projects p ON p.id = ps.project_id WHERE f.dataset_id = ? ORDER BY p.id",
+                (dataset_id,),
+            ).fetchall()
+            if readers and not force:
+                names = ", ".join(f"{p['name']!r} (id {p['id']})" for p in readers)
+                raise Conflict(
+                    f"dataset {row['name']!r} is read by project(s) {names}; delete them first, "
+                    "or delete with ?force=true, which deletes those projects too"
+                )
+            for p in readers:
+                self._delete_project_rows(con, p["id"])
+            con.execute("DELETE FROM datasets WHERE id = ?", (dataset_id,))
+            result = {"id": dataset_id, "deleted_projects": [p["id"] for p in readers]}
+            return self._answer(con, org, idem, result)
+
+    # ------------------------------------------------------------------ datapoints
+
+    def append_datapoints(self, org: int, dataset_id: int, rows: list[Any], if_match: int | None, idem: Any) -> dict:
+        with self._read() as con:
+            row = self._dataset(con, org, dataset_id)
+            fields = self._field_types(con, dataset_id)
+        key = row["key_field"]
+        prepared = prepare(rows, fields, key, ("body", "data"))
+        _refuse_duplicates(prepared, key)
+        with self._write() as con:
+            row = self._dataset(con, org, dataset_id)
+            check_version(row["version"], if_match)
+            if row["key_field"] != key or self._field_types(con, dataset_id) != fields:
+                key, fields = row["key_field"], self._field_types(con, dataset_id)
+                prepared = prepare(rows, fields, key, ("body", "data"))
+                _refuse_duplicates(prepared, key)
+            ids: list[int] = []
+            if len(prepared):
+                ids = self._insert_rows(con, dataset_id, prepared, key)
+                self._warm_start(con, dataset_id, ids)
+                self._touch(con, dataset_id, len(ids))
+            result = self._dataset_out(con, org, dataset_id)
+            result["datapoint_ids"] = ids
+            return self._answer(con, org, idem, result)
+
+    def _insert_rows(self, con: sqlite3.Connection, dataset_id: int, prepared: Prepared, key: str | None) -> list[int]:
+        n = len(prepared)
+        last = con.execute(
+            "UPDATE sequences SET value = value + ? WHERE name = 'datapoint' RETURNING value", (n,)
+        ).fetchone()[0]
+        first = last - n + 1
+        ids = list(range(first, last + 1))
+        try:
+            con.executemany(
+                "INSERT INTO datapoints(dataset_id, id, point, key, hash, data) VALUES (?, ?, ?, ?, ?, ?)",
+                zip(repeat(dataset_id), ids, prepared.points, prepared.keys, prepared.hashes, prepared.data),
+            )
+        except sqlite3.IntegrityError:
+            # Rows of this batch have ids >= first; only older rows can be the duplicates.
+            taken = self._taken_keys(con, dataset_id, prepared.keys, lambda dp_id: dp_id >= first)
+            if taken:
+                raise Conflict(duplicate_message(key or "", taken, "already in the dataset")) from None
+            raise
+        return ids
+
+    @staticmethod
+    def _taken_keys(con: sqlite3.Connection, dataset_id: int, keys: list[str | None], skip: Any) -> list[str]:
+        """Which of ``keys`` stored datapoints hold, leaving out datapoints whose id ``skip``
+        accepts (the rows of the write being checked)."""
+        wanted = [k for k in keys if k is not None]
+        taken: list[str] = []
+        for part in chunks(wanted):
+            taken += [
+                k for k, dp_id in con.execute(
+                    f"SELECT key, id FROM datapoints WHERE dataset_id = ? AND key IN ({marks(len(part))})",
+                    (dataset_id, *part),
+                )
+                if not skip(dp_id)
+            ]
+        return taken
+
+    def list_datapoints(self, org: int, dataset_id: int, fields: list[str] | None, page: Page) -> dict:
+        after = _int_cursor(page.after)
+        with self._read() as con:
+            self._dataset(con, org, dataset_id)
+            if fields is not None:
+                known = self._field_types(con, dataset_id)
+                unknown = [f for f in fields if f not in known]
+                if unknown:
+                    raise Invalid.one(
+                        ("query", "fields"),
+                        f"unknown field(s) {', '.join(map(repr, unknown))}; the dataset's fields are: "
+                        + ", ".join(known),
+                        "unknown_field",
+                    )
+            rows = con.execute(
+                "SELECT id, data FROM datapoints WHERE dataset_id = ? AND id > ? ORDER BY id LIMIT ?",
+                (dataset_id, after, page.limit + 1),
+            ).fetchall()
+        rows, next_cursor = page_of(rows, page.limit, lambda r: r[0])
+        if fields is None:
+            items = [{"id": i, "data": orjson.Fragment(d)} for i, d in rows]
+        else:
+            items = []
+            for i, d in rows:
+                data = orjson.loads(d)
+                items.append({"id": i, "data": {f: data[f] for f in fields if f in data}})
+        return {"items": items, "next_cursor": next_cursor}
+
+    def patch_datapoints(self, org: int, dataset_id: int, items: list[dict], if_match: int | None, idem: Any) -> dict:
+        ids = [it["id"] for it in items]
+        seen: set[int] = set()
+        for i, dp_id in enumerate(ids):
+            if dp_id in seen:
+                raise Invalid.one(("body", "data", i, "id"), f"datapoint {dp_id} is listed twice", "duplicate")
+            seen.add(dp_id)
+        rows = [it["data"] for it in items]
+        with self._read() as con:
+            row = self._dataset(con, org, dataset_id)
+            fields = self._field_types(con, dataset_id)
+        key = row["key_field"]
+        prepared = prepare(rows, fields, key, ("body", "data"), ("data",))
+        _refuse_duplicates(prepared, key)
+        with self._write() as con:
+            row = self._dataset(con, org, dataset_id)
+            check_version(row["version"], if_match)
+            if row["key_field"] != key or self._field_types(con, dataset_id) != fields:
+                key, fields = row["key_field"], self._field_types(con, dataset_id)
+                prepared = prepare(rows, fields, key, ("body", "data"), ("data",))
+                _refuse_duplicates(prepared, key)
+            present: set[int] = set()
+            for part in chunks(ids):
+                present.update(
+                    r[0] for r in con.execute(
+                        f"SELECT id FROM datapoints WHERE dataset_id = ? AND id IN ({marks(len(part))})",
+                        (dataset_id, *part),
+                    )
+                )
+            missing = [(i, dp_id) for i, dp_id in enumerate(ids) if dp_id not in present]
+            if missing:
+                raise Invalid([
+                    {"loc": ["body", "data", i, "id"], "msg": f"datapoint {dp_id} is not in this dataset", "type": "not_found"}
+                    for i, dp_id in missing[:50]
+                ])
+            if not ids:
+                return self._answer(con, org, idem, self._dataset_out(con, org, dataset_id))
+            if key is not None:  # free the old keys first, so rows may swap keys
+                con.executemany(
+                    "UPDATE datapoints SET key = NULL WHERE dataset_id = ? AND id = ?", zip(repeat(dataset_id), ids)
+                )
+            try:
+                con.executemany(
+                    "UPDATE datapoints SET point = ?, key = ?, hash = ?, data = ? WHERE dataset_id = ? AND id = ?",
+                    zip(prepared.points, prepared.keys, prepared.hashes, prepared.data, repeat(dataset_id), ids),
+                )
+            except sqlite3.IntegrityError:
+                taken = self._taken_keys(con, dataset_id, prepared.keys, seen.__contains__)
+                raise Conflict(duplicate_message(key or "", taken, "already in the dataset")) from None
+            self._warm_start(con, dataset_id, ids, refresh=True)
+            self._touch(con, dataset_id)
+            return self._answer(con, org, idem, self._dataset_out(con, org, dataset_id))
+
+    def delete_datapoints(self, org: int, dataset_id: int, ids: list[int], if_match: int | None, idem: Any) -> dict:
+        with self._write() as con:
+            row = self._dataset(con, org, dataset_id)
+            check_version(row["version"], if_match)
+            deleted = 0
+            for part in chunks(sorted(set(ids))):
+                deleted += con.execute(
+                    f"DELETE FROM datapoints WHERE dataset_id = ? AND id IN ({marks(len(part))})",
+                    (dataset_id, *part),
+                ).rowcount
+            if deleted:
+                self._touch(con, dataset_id, -deleted)
+            result = self._dataset_out(con, org, dataset_id)
+            result["deleted"] = deleted
+            return self._answer(con, org, idem, result)
+
+    def _rekey(self, con: sqlite3.Connection, dataset_id: int, key: str | None) -> None:
+        """Recompute every datapoint's key and point after the dataset's key changed."""
+        updates, missing = [], []
+        for dp_id, digest, data in con.execute(
+            "SELECT id, hash, data FROM datapoints WHERE dataset_id = ?", (dataset_id,)
+        ):
+            if key is None:
+                text, point = None, canonical.key_point(digest.hex())
+            else:
+                text = canonical.key_text(orjson.loads(data), key, "")
+                if text is None:
+                    missing.append(dp_id)
+                    continue
+                point = canonical.key_point(text)
+            updates.append((stored_point(point), text, dataset_id, dp_id))
+        if missing:
+            shown = ", ".join(map(str, missing[:10]))
+            raise Invalid.one(
+                ("body", "key"),
+                f"{len(missing)} datapoint(s) have no value for field {key!r} (ids {shown}); "
+                "a key field needs a value in every datapoint",
+                "missing",
+            )
+        dups = duplicate_keys([u[1] for u in updates])
+        if dups:
+            raise Conflict(duplicate_message(key or "", dups, "in the dataset's datapoints"))
+        con.execute("UPDATE datapoints SET key = NULL WHERE dataset_id = ?", (dataset_id,))
+        con.executemany("UPDATE datapoints SET point = ?, key = ? WHERE dataset_id = ? AND id = ?", updates)
+
+    # ------------------------------------------------------------------ digests
+
+    def digest_buckets(self, org: int, dataset_id: int, key: str | None, buckets: int) -> dict:
+        with self._read() as con:
+            row = self._dataset(con, org, dataset_id)
+            key = self._digest_key(con, row, key)
+            summary = self._summary(con, row, key)
+        return {
+            "key": key,
+            "buckets": buckets,
+            "datapoint_count": row["datapoint_count"],
+            "version": row["version"],
+            "items": summary.fold(buckets),
+        }
+
+    def _digest_key(self, con: sqlite3.Connection, row: sqlite3.Row, key: str | None) -> str | None:
+        """The key a digest uses: ``key`` if given (it must be a field), else the dataset's."""
+        if key is None:
+            return row["key_field"]
+        fields = self._field_types(con, row["id"])
+        if key not in fields:
+            raise Invalid.one(
+                ("query", "key"),
+                f"key {key!r} is not a field of this dataset; its fields are: " + ", ".join(fields),
+                "unknown_field",
+            )
+        return key
+
+    def _summary(self, con: sqlite3.Connection, row: sqlite3.Row, key: str | None) -> FineSummary:
+        cache_key = (row["id"], row["version"], key)
+        with self._summaries_lock:
+            hit = self._summaries.get(cache_key)
+            if hit is not None:
+                self._summaries.move_to_end(cache_key)
+                return hit
+        summary = FineSummary()
+        if key == row["key_field"]:
+            after = 0
+            while True:
+                hexes, tops, last, n = con.execute(
+                    "SELECT group_concat(hex(hash), ''), group_concat(point >> 48), max(id), count(*) "
+                    "FROM (SELECT hash, point, id FROM datapoints WHERE dataset_id = ? AND id > ? "
+                    "ORDER BY id LIMIT ?)",
+                    (row["id"], after, DIGEST_CHUNK),
+                ).fetchone()
+                if not n:
+                    break
+                summary.add_hex_chunk(hexes, tops)
+                after = last
+        else:
+            fine, hashes = [], []
+            for _id, text, digest in self._keyed_scan(con, row["id"], key):
+                fine.append(fine_bucket(canonical.key_point(text)))
+                hashes.append(digest)
+            summary.add_points(fine, hashes)
+        with self._summaries_lock:
+            self._summaries[cache_key] = summary
+            while len(self._summaries) > SUMMARY_CACHE:
+                self._summaries.popitem(last=False)
+        return summary
+
+    @staticmethod
+    def _keyed_scan(con: sqlite3.Connection, dataset_id: int, key: str):
+        """``(id, key text, hash)`` of every datapoint by another field than the dataset's
+        key; a datapoint without a value for it is keyed by its hash."""
+        for dp_id, digest, data in con.execute(
+            "SELECT id, hash, data FROM datapoints WHERE dataset_id = ? ORDER BY id", (dataset_id,)
+        ):
+            text = canonical.key_text(orjson.loads(data), key, "")
+            yield dp_id, (text if text is not None else digest.hex()), digest
+
+    def digest_rows(
+        self, org: int, dataset_id: int, key: str | None, buckets: int | None, bucket: int | None, page: Page
+    ) -> dict:
+        with self._read() as con:
+            row = self._dataset(con, org, dataset_id)
+            key = self._digest_key(con, row, key)
+            if key != row["key_field"]:
+                return self._digest_rows_slow(con, dataset_id, key, buckets, bucket, page)
+            if bucket is None:
+                after = _int_cursor(page.after)
+                rows = con.execute(
+                    "SELECT id, key, hash, annotations FROM datapoints WHERE dataset_id = ? AND id > ? "
+                    "ORDER BY id LIMIT ?",
+                    (dataset_id, after, page.limit + 1),
+                ).fetchall()
+                rows, next_cursor = page_of(rows, page.limit, lambda r: r[0])
+            else:
+                part_lo, part_hi, lo, hi = bucket_range(buckets, bucket)
+                sql = (
+                    "SELECT id, key, hash, annotations, (point >> 56) FROM datapoints "
+                    "WHERE dataset_id = ? AND (point >> 56) BETWEEN ? AND ? AND point BETWEEN ? AND ?"
+                )
+                args: list[Any] = [dataset_id, part_lo, part_hi, lo, hi]
+                if page.after is not None:
+                    part, after_id = _pair_cursor(page.after)
+                    sql += " AND ((point >> 56), id) > (?, ?)"
+                    args += [part, after_id]
+                rows = con.execute(
+                    sql + " ORDER BY (point >> 56), id LIMIT ?", (*args, page.limit + 1)
+                ).fetchall()
+                rows, next_cursor = page_of(rows, page.limit, lambda r: [r[4], r[0]])
+        items = []
+        for dp_id, text, digest, annotations, *_ in rows:
+            h = digest.hex()
+            items.append({"id": dp_id, "key": text if text is not None else h, "hash": h, "annotations": annotations})
+        return {"items": items, "next_cursor": next_cursor}
+
+    def _digest_rows_slow(
+        self, con: sqlite3.Connection, dataset_id: int, key: str, buckets: int | None, bucket: int | None, page: Page
+    ) -> dict:
+        after = _int_cursor(page.after)
+        counts = dict(con.execute(
+            "SELECT id, annotations FROM datapoints WHERE dataset_id = ? AND id > ?", (dataset_id, after)
+        ).fetchall())
+        items = []
+        for dp_id, text, digest in self._keyed_scan(con, dataset_id, key):
+            if dp_id <= after:
+                continue
+            if bucket is not None and canonical.key_point(text) % buckets != bucket:
+                continue
+            items.append({"id": dp_id, "key": text, "hash": digest.hex(), "annotations": counts.get(dp_id, 0)})
+            if len(items) > page.limit:
+                break
+        items, next_cursor = page_of(items, page.limit, lambda r: r["id"])
+        return {"items": items, "next_cursor": next_cursor}
+
+
+# ---------------------------------------------------------------------- pure helpers
+
+
+def _check_fields(fields: list[dict]) -> dict[str, str]:
+    """Field name -> data_type; a name used twice is a 422."""
+    out: dict[str, str] = {}
+    for i, f in enumerate(fields):
+        if f["name"] in out:
+            raise Invalid.one(("body", "fields", i, "name"), f"field {f['name']!r} is listed twice", "duplicate")
+        out[f["name"]] = f["data_type"]
+    return out
+
+
+def _field_changes(existing: list[dict], desired: list[dict]) -> tuple[list[dict], list[tuple[str, Any]]]:
+    """``(fields to add, (name, new description) to update)`` for a PATCH's full field list;
+    a removed or retyped field is a 422 (it needs a replacement of the dataset)."""
+    _check_fields(desired)
+    old = {f["name"]: f for f in existing}
+    added, described = [], []
+    for i, f in enumerate(desired):
+        before = old.get(f["name"])
+        if before is None:
+            added.append(f)
+        elif before["data_type"] != f["data_type"]:
+            raise Invalid.one(
+                ("body", "fields", i, "data_type"),
+                f"field {f['name']!r} is {before['data_type']}; changing a field's type needs a "
+                "replacement of the dataset",
+                "needs_replacement",
+            )
+        elif before["description"] != f.get("description"):
+            described.append((f["name"], f.get("description")))
+    gone = [name for name in old if name not in {f["name"] for f in desired}]
+    if gone:
+        raise Invalid.one(
+            ("body", "fields"),
+            f"field(s) {', '.join(map(repr, gone))} missing: fields can only be added; removing or "
+            "renaming one needs a replacement of the dataset",
+            "needs_replacement",
+        )
+    return added, described
+
+
+def _refuse_duplicates(prepared: Prepared, key: str | None) -> None:
+    dups = duplicate_keys(prepared.keys)
+    if dups:
+        raise Conflict(duplicate_message(key or "", dups, "within this request"))
+
+
+def _int_cursor(after: Any) -> int:
+    if after is None:
+        return 0
+    if type(after) is not int or not 0 <= after < 1 << 63:
+        raise Invalid.one(("query", "cursor"), "invalid cursor", "cursor")
+    return after
+
+
+def _pair_cursor(after: Any) -> tuple[int, int]:
+    if (
+        isinstance(after, list) and len(after) == 2 and all(type(x) is int for x in after)
+        and -128 <= after[0] < 128 and 0 <= after[1] < 1 << 63
+    ):
+        return after[0], after[1]
+    raise Invalid.one(("query", "cursor"), "invalid cursor", "cursor")
