@@ -38,7 +38,7 @@ MIN_RATE_ROWS = 1000
 
 def _module_source_hash() -> str:
     h = hashlib.sha256()
-    for mod in ("hlops.canonical", "hlops.datafile"):
+    for mod in ("hlops.canonical", "hlops.datafile", "hlops.datareaders"):
         try:
             module = __import__(mod, fromlist=["_"])
             h.update(Path(module.__file__).read_bytes())
