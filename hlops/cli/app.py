@@ -22,7 +22,9 @@ class HlopsGroup(click.Group):
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
-            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            # Outside standalone mode click *returns* the code of ctx.exit(n); exit with it.
+            sys.exit(rv if isinstance(rv, int) else 0)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
         except click.Abort:
