@@ -114,37 +114,22 @@ def train(
     Raises :class:`NotEnoughData` (a ``ValueError``) below :data:`MIN_EXAMPLES` examples,
     ``ValueError`` for malformed targets, ``TypeError`` for non-string texts.
     """
-    if task_type not in TASK_TYPES:
-        raise ValueError(f"unknown task_type {task_type!r}; expected one of {', '.join(TASK_TYPES)}")
-    texts = _check_texts(texts)
-    if len(targets) != len(texts):
-        raise ValueError(f"{len(texts)} texts but {len(targets)} targets")
+    texts, targets, taxonomy = _normalise(task_type, texts, targets, labels)
     if len(texts) < MIN_EXAMPLES:
         raise NotEnoughData(
             f"needs at least {MIN_EXAMPLES} annotated datapoints to train a model, has {len(texts)}"
         )
-    if task_type == "sequence_tagging":
-        from hlops.server import ml_tagging
-
-        targets = [ml_tagging.check_spans(t, text, i) for i, (text, t) in enumerate(zip(texts, targets))]
-        seen = sorted({s["label"] for t in targets for s in t})
-    elif task_type == "classification":
-        targets = [_check_label(t, i) for i, t in enumerate(targets)]
-        seen = sorted(set(targets))
-    else:
-        targets = [_check_label_list(t, i) for i, t in enumerate(targets)]
-        seen = sorted({label for t in targets for label in t})
-    taxonomy = _taxonomy(labels, seen)
-    version = fingerprint(task_type, texts, targets, taxonomy, seed)
     seed = int(seed)
+    version = _digest(task_type, texts, targets, taxonomy, seed)
+    skipped = {"evaluation": "skipped"}
 
     if task_type == "classification":
         state = _fit_classifier(texts, targets, taxonomy, seed)
-        metrics = _classification_metrics(texts, targets, taxonomy, seed) if evaluate else {}
+        metrics = _classification_metrics(texts, targets, taxonomy, seed) if evaluate else skipped
         metrics = {"train_size": len(texts), "label_counts": _counts(targets, taxonomy), **metrics}
     elif task_type == "multilabel_classification":
         state = _fit_multilabel(texts, targets, taxonomy, seed)
-        metrics = _multilabel_metrics(texts, targets, taxonomy, seed) if evaluate else {}
+        metrics = _multilabel_metrics(texts, targets, taxonomy, seed) if evaluate else skipped
         flat = [label for t in targets for label in t]
         metrics = {"train_size": len(texts), "label_counts": _counts(flat, taxonomy), **metrics}
     else:
@@ -172,25 +157,40 @@ def fingerprint(
     labels: Sequence[str] | None = None,
     seed: int = 0,
 ) -> str:
-    """The ``version`` a model trained on exactly these arguments gets: a digest of the
-    algorithm, task, taxonomy, seed and examples (in order). A caller can compare it with
-    a stored model's ``version`` to skip retraining when nothing changed. Targets are
-    compared in normal form (span lists sorted, multilabel lists as sorted sets)."""
-    norm: list[Any] = []
-    for t in targets:
-        if task_type == "multilabel_classification" and isinstance(t, (list, tuple)):
-            t = sorted(set(t))
-        elif task_type == "sequence_tagging" and isinstance(t, (list, tuple)):
-            t = sorted(
-                ({"start": s["start"], "end": s["end"], "label": s["label"]} for s in t),
-                key=lambda s: (s["start"], s["end"], s["label"]),
-            )
-        norm.append(t)
-    payload = orjson.dumps(
-        [ALGORITHM, task_type, list(labels) if labels is not None else None, int(seed),
-         [t if t is not None else "" for t in texts], norm],
-        option=orjson.OPT_SORT_KEYS,
-    )
+    """The ``version`` that :func:`train` gives a model trained on these arguments: a
+    digest of the algorithm, task, taxonomy, seed and examples (in order; targets in normal
+    form, so span or multilabel order does not matter). Compare it with a stored model's
+    ``version`` to skip retraining when nothing changed. Raises like :func:`train` on
+    malformed input (but not for fewer than :data:`MIN_EXAMPLES` examples)."""
+    texts, targets, taxonomy = _normalise(task_type, texts, targets, labels)
+    return _digest(task_type, texts, targets, taxonomy, int(seed))
+
+
+def _normalise(
+    task_type: str, texts: Sequence[Any], targets: Sequence[Any], labels: Sequence[str] | None
+) -> tuple[list[str], list[Any], list[str]]:
+    """Checked texts, targets in normal form, and the taxonomy."""
+    if task_type not in TASK_TYPES:
+        raise ValueError(f"unknown task_type {task_type!r}; expected one of {', '.join(TASK_TYPES)}")
+    texts = _check_texts(texts)
+    if len(targets) != len(texts):
+        raise ValueError(f"{len(texts)} texts but {len(targets)} targets")
+    if task_type == "sequence_tagging":
+        from hlops.server import ml_tagging
+
+        targets = [ml_tagging.check_spans(t, text, i) for i, (text, t) in enumerate(zip(texts, targets))]
+        seen = sorted({s["label"] for t in targets for s in t})
+    elif task_type == "classification":
+        targets = [_check_label(t, i) for i, t in enumerate(targets)]
+        seen = sorted(set(targets))
+    else:
+        targets = [_check_label_list(t, i) for i, t in enumerate(targets)]
+        seen = sorted({label for t in targets for label in t})
+    return texts, targets, _taxonomy(labels, seen)
+
+
+def _digest(task_type: str, texts: list[str], targets: list[Any], taxonomy: list[str], seed: int) -> str:
+    payload = orjson.dumps([ALGORITHM, task_type, taxonomy, seed, texts, targets], option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(payload).hexdigest()[:16]
 
 
@@ -251,7 +251,10 @@ class Model:
             raise ValueError(
                 f"model was trained by {meta.get('algorithm')!r}, this server runs {ALGORITHM!r}; retrain it"
             )
-        return cls._build(meta, arrays)
+        try:
+            return cls._build(meta, arrays)
+        except (KeyError, TypeError, IndexError, AttributeError) as exc:
+            raise ValueError(f"corrupt model: {exc!r}") from None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Model) and self.to_bytes() == other.to_bytes()

@@ -269,8 +269,7 @@ def train(
         "spans_widened": prep.widened,
         "spans_skipped": prep.skipped,
     }
-    if evaluate:
-        metrics.update(_evaluate(prep, targets, taxonomy, seed))
+    metrics.update(_evaluate(prep, targets, taxonomy, seed) if evaluate else {"evaluation": "skipped"})
     return state, metrics
 
 
