@@ -263,7 +263,7 @@ def _cascade_replacements(
                     "action": Action.REPLACE,
                     "replace_reasons": (
                         *current.replace_reasons,
-                        f"reads dataset {change.name!r}, which is {how}",
+                        f"it reads dataset {change.name!r}, which is {how}",
                     ),
                     "data_loss": tuple(KINDS["project"].loss(raw)),
                 }

@@ -55,7 +55,7 @@ class LocalServer:
         from hlops.server.run import start_in_thread
 
         self.api_key = ensure_key(self.home)
-        self._handle = start_in_thread(db_path=self.home / DB_FILE, api_keys=[self.api_key])
+        self._handle = start_in_thread(self.home / DB_FILE, [self.api_key])
         self.url = self._handle.url
         return self
 

@@ -97,7 +97,7 @@ def test_field_type_change_replaces_dataset_and_cascades_to_readers():
     assert "field 'sentiment' changes type from categorical to text" in ds.replace_reasons
     assert ds.data_loss == ("destroys 5 datapoints",)
     assert proj.action == Action.REPLACE
-    assert proj.replace_reasons == ("reads dataset 'tickets', which is replaced",)
+    assert proj.replace_reasons == ("it reads dataset 'tickets', which is replaced",)
 
 
 def test_undeclared_reader_blocks_a_dataset_replacement():
