@@ -210,7 +210,8 @@ def normalise_rows(rows: list[Any], fields: Mapping[str, str]) -> list[dict[str,
 def _plain_spans(value: list[Any]) -> list[dict[str, Any]] | None:
     """Spans in canonical form when every one is a well-formed ``{start, end, label}``
     object; ``None`` when any is not (the caller then lets :func:`normalise_value` report
-    the problem)."""
+    the problem). Already sorted spans are returned as they are (key order does not matter:
+    :func:`canonical_json` sorts keys)."""
     spans = []
     for span in value:
         if type(span) is not dict or len(span) != 3:
@@ -221,6 +222,8 @@ def _plain_spans(value: list[Any]) -> list[dict[str, Any]] | None:
         if not label or not 0 <= start < end:
             return None
         spans.append((start, end, label))
+    if len(spans) < 2 or all(spans[i] <= spans[i + 1] for i in range(len(spans) - 1)):
+        return value
     spans.sort()
     return [{"start": s, "end": e, "label": lb} for s, e, lb in spans]
 

@@ -5,7 +5,7 @@ buckets -- ``counts[b]`` and the XOR of the hashes of the datapoints whose key p
 ``b`` modulo 65,536 -- and folded down to any smaller power of two on demand: bucket ``i`` of
 N gathers the fine buckets ``i, i + N, i + 2N, ...`` (``point % N == (point % 65536) % N``).
 
-The store feeds it chunks of ``(point >> 48, hash)`` straight from SQL (concatenated by
+The store feeds it chunks of ``(point & 65535, hash)`` straight from SQL (concatenated by
 SQLite, so no Python object is made per datapoint) and numpy does the grouping; that is
 what keeps a digest of a million datapoints near the cost of merely selecting them.
 """
@@ -17,9 +17,6 @@ import numpy as np
 from hlops import canonical
 
 FINE = canonical.MAX_BUCKETS
-_FINE_BITS = FINE.bit_length() - 1
-# top 16 bits of a stored (bit-reversed) point -> the fine bucket (low 16 bits of the point)
-_REV16 = np.array([int(f"{i:016b}"[::-1], 2) for i in range(FINE)], dtype=np.int64)
 
 
 class FineSummary:
@@ -27,19 +24,20 @@ class FineSummary:
 
     def __init__(self) -> None:
         self.counts = np.zeros(FINE, dtype=np.int64)
-        self.xor = np.zeros((FINE, 4), dtype=np.uint64)
+        self.xor = np.zeros((4, FINE), dtype=np.uint64)  # 4 x 64 bits of the XOR, per bucket
+        self._folded: dict[int, list[dict]] = {}
 
-    def add_hex_chunk(self, hex_hashes: str, tops: str) -> None:
+    def add_hex_chunk(self, hex_hashes: str, fine: str) -> None:
         """Add datapoints given as one string of concatenated hex hashes and one of
-        comma-separated ``point >> 48`` values (signed), in the same order."""
+        comma-separated fine buckets (``point & 65535``), in the same order."""
         if not hex_hashes:
             return
         hashes = np.frombuffer(bytes.fromhex(hex_hashes), dtype=">u8").reshape(-1, 4)
         # np.fromstring in text mode (sep=",") parses in C; it is not the deprecated binary mode
-        top = np.fromstring(tops, dtype=np.int64, sep=",") + (FINE // 2)
-        if len(top) != len(hashes):
+        buckets = np.fromstring(fine, dtype=np.int64, sep=",")
+        if len(buckets) != len(hashes):
             raise ValueError("digest chunk: hashes and points differ in length")
-        self.add(_REV16[top], hashes.astype(np.uint64))
+        self.add(buckets, hashes.astype(np.uint64))
 
     def add_points(self, fine: list[int], hashes: list[bytes]) -> None:
         """Add datapoints given as fine buckets and 32-byte digests (the slow path)."""
@@ -49,21 +47,27 @@ class FineSummary:
         self.add(np.array(fine, dtype=np.int64), h)
 
     def add(self, fine: np.ndarray, hashes: np.ndarray) -> None:
+        """``fine``: int64[n] fine buckets; ``hashes``: uint64[n, 4] (big-endian words)."""
+        self._folded.clear()
         self.counts += np.bincount(fine, minlength=FINE)
-        order = np.argsort(fine, kind="stable")
-        sorted_fine = fine[order]
-        starts = np.flatnonzero(np.r_[True, sorted_fine[1:] != sorted_fine[:-1]])
-        self.xor[sorted_fine[starts]] ^= np.bitwise_xor.reduceat(hashes[order], starts, axis=0)
+        for word in range(4):  # unbuffered in-place XOR per bucket (no sort needed)
+            np.bitwise_xor.at(self.xor[word], fine, hashes[:, word])
 
     def fold(self, buckets: int) -> list[dict]:
-        """``[{bucket, count, hash}]`` of the non-empty buckets of a ``buckets``-bucket digest."""
+        """``[{bucket, count, hash}]`` of the non-empty buckets of a ``buckets``-bucket digest
+        (kept: a summary is immutable once the store caches it)."""
+        if buckets in self._folded:
+            return self._folded[buckets]
         counts = self.counts.reshape(FINE // buckets, buckets).sum(axis=0)
-        xor = np.bitwise_xor.reduce(self.xor.reshape(FINE // buckets, buckets, 4), axis=0)
-        hexes = xor.astype(">u8").tobytes().hex()
-        return [
-            {"bucket": int(b), "count": int(counts[b]), "hash": hexes[b * 64:(b + 1) * 64]}
-            for b in np.flatnonzero(counts)
+        xor = np.bitwise_xor.reduce(self.xor.reshape(4, FINE // buckets, buckets), axis=1)
+        nonzero = np.flatnonzero(counts)
+        hexes = np.ascontiguousarray(xor[:, nonzero].T).astype(">u8").tobytes().hex()
+        items = [
+            {"bucket": b, "count": c, "hash": hexes[i * 64:(i + 1) * 64]}
+            for i, (b, c) in enumerate(zip(nonzero.tolist(), counts[nonzero].tolist()))
         ]
+        self._folded[buckets] = items
+        return items
 
     @property
     def total(self) -> int:

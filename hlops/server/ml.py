@@ -51,6 +51,7 @@ from scipy.special import expit, softmax
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+from threadpoolctl import threadpool_limits
 
 TASK_TYPES = ("classification", "multilabel_classification", "sequence_tagging")
 MIN_EXAMPLES = 10
@@ -113,7 +114,24 @@ def train(
     Deterministic: the same arguments give the same model, byte for byte.
     Raises :class:`NotEnoughData` (a ``ValueError``) below :data:`MIN_EXAMPLES` examples,
     ``ValueError`` for malformed targets, ``TypeError`` for non-string texts.
+
+    While it runs, BLAS and OpenMP are limited to one thread (``threadpoolctl``; this is
+    process-wide for the duration): the solver's many small vector operations run 2-4x
+    slower with threads that compete for the cores of a busy server, and the server
+    trains in a background thread anyway.
     """
+    with threadpool_limits(limits=1):
+        return _train(task_type, texts, targets, labels, seed, evaluate)
+
+
+def _train(
+    task_type: str,
+    texts: Sequence[str],
+    targets: Sequence[Any],
+    labels: Sequence[str] | None,
+    seed: int,
+    evaluate: bool,
+) -> Model:
     texts, targets, taxonomy = _normalise(task_type, texts, targets, labels)
     if len(texts) < MIN_EXAMPLES:
         raise NotEnoughData(

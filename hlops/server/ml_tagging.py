@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -75,8 +76,12 @@ def bio_tags(
     widened = skipped = 0
     # Longer spans first among those starting at the same place, so a nested duplicate
     # does not win over the outer span.
+    ends = [b for _, b in tokens]
+    starts = [a for a, _ in tokens]
     for s in sorted(spans, key=lambda s: (s["start"], -s["end"], s["label"])):
-        idx = [j for j, (a, b) in enumerate(tokens) if a < s["end"] and b > s["start"]]
+        # Tokens overlapping the span: the first ending after its start, up to the last
+        # starting before its end.
+        idx = list(range(bisect_right(ends, s["start"]), bisect_left(starts, s["end"])))
         if not idx or any(tags[j] != "O" for j in idx):
             skipped += 1
             continue
@@ -141,44 +146,53 @@ def _word_features(word: str) -> tuple[str, tuple[str, ...]]:
     return short, tuple(f)
 
 
+_SENTENCE_END = frozenset((".", "!", "?", ":", "\u3002"))
+
+
+def _shifted(values: list[str], d: int, pad: str) -> list[str]:
+    """``out[i] = values[i + d]`` (``pad`` outside the sequence)."""
+    n = len(values)
+    if d < 0:
+        return [pad] * min(-d, n) + values[: max(n + d, 0)]
+    return values[d:] + [pad] * min(d, n)
+
+
 def token_features(
     text: str, tokens: list[tuple[int, int]], cache: dict[str, tuple[str, tuple[str, ...]]] | None = None
 ) -> list[list[str]]:
     """The binary features of each token (as strings, each at most once per token).
-    ``cache`` memoises the per-word part across calls of one fit or predict."""
+    ``cache`` memoises the per-word part across calls of one fit or predict. Built column
+    by column (one list per feature kind), which is what keeps this fast in Python."""
     if cache is None:
         cache = {}
     words = [text[a:b] for a, b in tokens]
-    lowers = [w.lower() for w in words]
     per_word = []
     for w in words:
         wf = cache.get(w)
         if wf is None:
             wf = cache[w] = _word_features(w)
         per_word.append(wf)
+    lowers = [w.lower() for w in words]
     short = [wf[0] for wf in per_word]
-    n = len(words)
+    columns = []
+    for d in (-2, -1, 1, 2):
+        columns.append(_shifted([f"{d}w={x}" for x in lowers], d, f"{d}w=<pad>"))
+        columns.append(_shifted([f"{d}s={x}" for x in short], d, f"{d}s=<pad>"))
+    pairs = [f"{a}|{b}" for a, b in zip(lowers, lowers[1:])]
+    columns.append(["-1w|w=<pad>"] + ["-1w|w=" + x for x in pairs])
+    columns.append(["w|+1w=" + x for x in pairs] + ["w|+1w=<pad>"])
     feats = []
-    for i, w in enumerate(words):
-        f = ["b", *per_word[i][1]]
-        if i == 0 or words[i - 1] in (".", "!", "?", ":", "\u3002"):
+    prev_word, prev_end = ".", -1
+    for (start, end), w, wf, context in zip(tokens, words, per_word, zip(*columns)):
+        f = ["b", *wf[1], *context]
+        if prev_word in _SENTENCE_END:
             f.append("sent_start")
             if w[:1].isupper():
                 f.append("cap@start")
-        if i > 0 and tokens[i - 1][1] == tokens[i][0]:
+        if prev_end == start:
             f.append("glued")  # no space before, as in "Apple's"
-        for d in (-2, -1, 1, 2):
-            j = i + d
-            if 0 <= j < n:
-                f.append(f"{d}w={lowers[j]}")
-                f.append(f"{d}s={short[j]}")
-            else:
-                f.append(f"{d}w=<pad>")
-        if i > 0:
-            f.append(f"-1w|w={lowers[i - 1]}|{lowers[i]}")
-        if i + 1 < n:
-            f.append(f"w|+1w={lowers[i]}|{lowers[i + 1]}")
         feats.append(f)
+        prev_word, prev_end = w, end
     return feats
 
 

@@ -7,12 +7,13 @@ into what the store keeps -- canonical JSON, its SHA-256, the key and the key's 
 point. Problems come back in FastAPI's 422 shape, located by row index and field, and never
 quote a value.
 
-**Stored point.** The store keeps each datapoint's :func:`hlops.canonical.key_point` with
-its 64 bits *reversed* (and shifted into SQLite's signed range so that integer order equals
-unsigned order). A datapoint falls in bucket ``point % N`` of an N-bucket digest (N a power
-of two), i.e. its low bits -- reversed, those are the *high* bits, so each bucket of any N
-is one contiguous range of stored points, and the top 8 bits (``point >> 56``) split a
-dataset into 256 parts that an index can append to cheaply.
+**Stored point.** The store keeps each datapoint's :func:`hlops.canonical.key_point` as a
+signed 64-bit integer with the same bits (two's complement; SQLite integers are signed). A
+datapoint falls in bucket ``point % N`` of an N-bucket digest (N a power of two), which is
+``point & (N - 1)`` on the stored value too. Its low 8 bits (``point & 255``) split a
+dataset into 256 *parts*: an index ordered by (part, id) takes an upload's new rows at the
+ends of 256 runs -- few pages touched per batch -- and a bucket is one part (N >= 256) or a
+set of parts (N < 256).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from hlops.server.store import Invalid
 
 MAX_PROBLEMS = 50  # 422 items listed for one request; the rest are counted
 _SIGN = 1 << 63
-_REVERSED_BYTE = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
+_WRAP = 1 << 64
 
 
 def parse_json(raw: bytes) -> Any:
@@ -41,29 +42,24 @@ def parse_json(raw: bytes) -> Any:
 
 
 def stored_point(key_point: int) -> int:
-    """The bit-reversed, signed form of a 64-bit key point (see the module docstring)."""
-    return int.from_bytes(key_point.to_bytes(8, "little").translate(_REVERSED_BYTE), "big") - _SIGN
+    """The signed 64-bit form of a key point (same bits), as SQLite stores integers."""
+    return key_point - _WRAP if key_point >= _SIGN else key_point
 
 
 def key_point_of(stored: int) -> int:
     """The inverse of :func:`stored_point`."""
-    return int.from_bytes((stored + _SIGN).to_bytes(8, "big").translate(_REVERSED_BYTE), "little")
+    return stored + _WRAP if stored < 0 else stored
 
 
-def reverse_bits(value: int, bits: int) -> int:
-    return int(f"{value:0{bits}b}"[::-1], 2) if bits else 0
+PARTS = 256  # ``point & 255``: the part a datapoint's index entry is filed under
 
 
-def bucket_range(buckets: int, bucket: int) -> tuple[int, int, int, int]:
-    """``(part_lo, part_hi, point_lo, point_hi)`` (inclusive, stored forms) of bucket
-    ``bucket`` of ``buckets``: the datapoints whose ``point >> 56`` lies in the part range
-    and whose stored point lies in the point range."""
-    k = buckets.bit_length() - 1
-    top = reverse_bits(bucket, k)
-    lo = top << (64 - k) if k else 0
-    hi = ((top + 1) << (64 - k)) - 1 if k else (1 << 64) - 1
-    lo, hi = lo - _SIGN, hi - _SIGN
-    return lo >> 56, hi >> 56, lo, hi
+def bucket_parts(buckets: int, bucket: int) -> list[int]:
+    """The parts (``point & 255``) that hold bucket ``bucket`` of ``buckets``; for
+    ``buckets > 256`` the rows of the part must also pass ``point & (buckets - 1) == bucket``."""
+    if buckets >= PARTS:
+        return [bucket & (PARTS - 1)]
+    return list(range(bucket, PARTS, buckets))
 
 
 @dataclass
@@ -94,31 +90,19 @@ def prepare(
         normalised = canonical.normalise_rows(rows, fields)
     except canonical.InvalidValue:
         raise Invalid(_all_problems(rows, fields, key, loc, suffix)) from None
-    dumps, sha256, key_point = orjson.dumps, hashlib.sha256, canonical.key_point
+    dumps, sha256, key_point, key_text = orjson.dumps, hashlib.sha256, canonical.key_point, canonical.key_text
     sort_keys = orjson.OPT_SORT_KEYS
-    data: list[bytes] = []
-    hashes: list[bytes] = []
-    keys: list[str | None] = []
-    points: list[int] = []
-    missing: list[int] = []
-    for i, norm in enumerate(normalised):
-        cj = dumps(norm, option=sort_keys)  # == canonical.canonical_json(norm)
-        digest = sha256(cj).digest()
-        if key is None:
-            text = None
-            point = key_point(digest.hex())
-        else:
-            text = canonical.key_text(norm, key, "")
-            if text is None:
-                missing.append(i)
-                continue
-            point = key_point(text)
-        data.append(cj)
-        hashes.append(digest)
-        keys.append(text)
-        points.append(stored_point(point))
-    if missing:
-        raise Invalid(_missing_key(missing, key, loc, suffix))
+    data: list[bytes] = [dumps(norm, option=sort_keys) for norm in normalised]  # == canonical_json
+    hashes: list[bytes] = [sha256(cj).digest() for cj in data]
+    if key is None:
+        keys: list[str | None] = [None] * len(data)
+        points = [key_point(h.hex()) for h in hashes]
+    else:
+        keys = [key_text(norm, key, "") for norm in normalised]
+        if None in keys:
+            raise Invalid(_missing_key([i for i, k in enumerate(keys) if k is None], key, loc, suffix))
+        points = [key_point(k) for k in keys]
+    points = [p - _WRAP if p >= _SIGN else p for p in points]  # stored_point, inlined
     return Prepared(normalised, data, hashes, keys, points)
 
 

@@ -25,8 +25,9 @@ import orjson
 from hlops import canonical
 from hlops.server.digest import FineSummary, fine_bucket
 from hlops.server.rows import (
+    PARTS,
     Prepared,
-    bucket_range,
+    bucket_parts,
     duplicate_keys,
     duplicate_message,
     prepare,
@@ -36,6 +37,11 @@ from hlops.server.sqlite_common import check_version, chunks, marks, now, page_o
 from hlops.server.store import Conflict, Invalid, NotFound, Page
 
 DIGEST_CHUNK = 100_000  # datapoints per SQL round trip of a digest scan
+# a row of the row digest, as JSON text made by SQLite (the key of a keyless dataset is its hash)
+ROW_JSON = (
+    "json_object('id', id, 'key', coalesce(key, lower(hex(hash))), 'hash', lower(hex(hash)), "
+    "'annotations', annotations)"
+)
 SUMMARY_CACHE = 4  # fine summaries kept in memory (dataset, version, key)
 
 
@@ -435,15 +441,15 @@ class DatasetsMixin:
         if key == row["key_field"]:
             after = 0
             while True:
-                hexes, tops, last, n = con.execute(
-                    "SELECT group_concat(hex(hash), ''), group_concat(point >> 48), max(id), count(*) "
+                hexes, fine, last, n = con.execute(
+                    "SELECT group_concat(hex(hash), ''), group_concat(point & 65535), max(id), count(*) "
                     "FROM (SELECT hash, point, id FROM datapoints WHERE dataset_id = ? AND id > ? "
                     "ORDER BY id LIMIT ?)",
                     (row["id"], after, DIGEST_CHUNK),
                 ).fetchone()
                 if not n:
                     break
-                summary.add_hex_chunk(hexes, tops)
+                summary.add_hex_chunk(hexes, fine)
                 after = last
         else:
             fine, hashes = [], []
@@ -478,31 +484,31 @@ class DatasetsMixin:
             if bucket is None:
                 after = _int_cursor(page.after)
                 rows = con.execute(
-                    "SELECT id, key, hash, annotations FROM datapoints WHERE dataset_id = ? AND id > ? "
+                    f"SELECT id, {ROW_JSON} FROM datapoints WHERE dataset_id = ? AND id > ? "
                     "ORDER BY id LIMIT ?",
                     (dataset_id, after, page.limit + 1),
                 ).fetchall()
                 rows, next_cursor = page_of(rows, page.limit, lambda r: r[0])
             else:
-                part_lo, part_hi, lo, hi = bucket_range(buckets, bucket)
+                parts = bucket_parts(buckets, bucket)
                 sql = (
-                    "SELECT id, key, hash, annotations, (point >> 56) FROM datapoints "
-                    "WHERE dataset_id = ? AND (point >> 56) BETWEEN ? AND ? AND point BETWEEN ? AND ?"
+                    f"SELECT id, {ROW_JSON}, (point & 255) FROM datapoints "
+                    f"WHERE dataset_id = ? AND (point & 255) IN ({marks(len(parts))})"
                 )
-                args: list[Any] = [dataset_id, part_lo, part_hi, lo, hi]
+                args: list[Any] = [dataset_id, *parts]
+                if buckets > PARTS:
+                    sql += " AND (point & ?) = ?"
+                    args += [buckets - 1, bucket]
                 if page.after is not None:
                     part, after_id = _pair_cursor(page.after)
-                    sql += " AND ((point >> 56), id) > (?, ?)"
+                    sql += " AND ((point & 255), id) > (?, ?)"
                     args += [part, after_id]
                 rows = con.execute(
-                    sql + " ORDER BY (point >> 56), id LIMIT ?", (*args, page.limit + 1)
+                    sql + " ORDER BY (point & 255), id LIMIT ?", (*args, page.limit + 1)
                 ).fetchall()
-                rows, next_cursor = page_of(rows, page.limit, lambda r: [r[4], r[0]])
-        items = []
-        for dp_id, text, digest, annotations, *_ in rows:
-            h = digest.hex()
-            items.append({"id": dp_id, "key": text if text is not None else h, "hash": h, "annotations": annotations})
-        return {"items": items, "next_cursor": next_cursor}
+                rows, next_cursor = page_of(rows, page.limit, lambda r: [r[2], r[0]])
+        # each row is already JSON, built by SQLite: embed it as is
+        return {"items": [orjson.Fragment(r[1]) for r in rows], "next_cursor": next_cursor}
 
     def _digest_rows_slow(
         self, con: sqlite3.Connection, dataset_id: int, key: str, buckets: int | None, bucket: int | None, page: Page
@@ -584,7 +590,7 @@ def _int_cursor(after: Any) -> int:
 def _pair_cursor(after: Any) -> tuple[int, int]:
     if (
         isinstance(after, list) and len(after) == 2 and all(type(x) is int for x in after)
-        and -128 <= after[0] < 128 and 0 <= after[1] < 1 << 63
+        and 0 <= after[0] < PARTS and 0 <= after[1] < 1 << 63
     ):
         return after[0], after[1]
     raise Invalid.one(("query", "cursor"), "invalid cursor", "cursor")

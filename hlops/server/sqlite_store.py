@@ -69,8 +69,8 @@ CREATE TABLE IF NOT EXISTS fields (
     position INTEGER NOT NULL,
     UNIQUE (dataset_id, name)
 );
--- Clustered by dataset so a dataset's rows are read sequentially. ``point`` is the
--- bit-reversed key point (hlops/server/rows.py), ``hash`` the 32-byte SHA-256 of ``data``
+-- Clustered by dataset so a dataset's rows are read sequentially. ``point`` is the key
+-- point as a signed integer (hlops/server/rows.py), ``hash`` the 32-byte SHA-256 of ``data``
 -- (canonical JSON), ``key`` the key text (NULL when the dataset has no key: it is the hash).
 CREATE TABLE IF NOT EXISTS datapoints (
     dataset_id INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
@@ -82,9 +82,9 @@ CREATE TABLE IF NOT EXISTS datapoints (
     annotations INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (dataset_id, id)
 ) WITHOUT ROWID;
--- 256 parts by the point's top bits, then id: new rows append at the end of their part,
--- which keeps an upload's index writes local; a bucket is a range of parts and points.
-CREATE INDEX IF NOT EXISTS datapoints_bucket ON datapoints (dataset_id, (point >> 56), id, point);
+-- 256 parts by the point's low bits, then id: new rows append at the end of their part,
+-- which keeps an upload's index writes local; a bucket is a set of parts (and points).
+CREATE INDEX IF NOT EXISTS datapoints_bucket ON datapoints (dataset_id, (point & 255), id, point);
 CREATE UNIQUE INDEX IF NOT EXISTS datapoints_key ON datapoints (dataset_id, key) WHERE key IS NOT NULL;
 CREATE TABLE IF NOT EXISTS projects (
     id INTEGER PRIMARY KEY,

@@ -1,0 +1,144 @@
+"""The digest: bucket hashes equal the XOR of row hashes computed client-side with
+hlops.canonical from the rows sent; bucket rows; every mode's pagination; errors."""
+
+from __future__ import annotations
+
+import pytest
+from srv_helpers import (
+    assert_validation,
+    create_dataset,
+    create_project,
+    expected_buckets,
+    expected_rows,
+    make_rows,
+    paginate,
+)
+
+from hlops import canonical
+
+
+@pytest.fixture(scope="module")
+def keyed(server):
+    rows = make_rows(300)
+    ds = create_dataset(server, key="external_id", rows=rows)
+    return ds, expected_rows(rows, ds["datapoint_ids"], "external_id")
+
+
+@pytest.fixture(scope="module")
+def keyless(server):
+    rows = make_rows(120, tag="keyless")
+    ds = create_dataset(server, rows=rows)
+    return ds, expected_rows(rows, ds["datapoint_ids"], None)
+
+
+def summary(server, dataset_id: int, buckets: int, **params) -> dict:
+    r = server.call("GET", f"/datasets/{dataset_id}/digest", params={"buckets": buckets, **params})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+@pytest.mark.parametrize("buckets", [1, 2, 16, 128, 256, 512, 4096, 65536])
+@pytest.mark.parametrize("which", ["keyed", "keyless"])
+def test_bucket_hashes_are_xor_of_row_hashes(server, request, which, buckets):
+    ds, expected = request.getfixturevalue(which)
+    body = summary(server, ds["id"], buckets)
+    assert body["buckets"] == buckets and body["key"] == ds["key"]
+    assert body["datapoint_count"] == len(expected) and body["version"] == ds["version"]
+    got = {it["bucket"]: (it["count"], it["hash"]) for it in body["items"]}
+    assert got == expected_buckets(expected, buckets)  # also: no empty bucket listed
+    assert [it["bucket"] for it in body["items"]] == sorted(got)
+
+
+@pytest.mark.parametrize("buckets", [1, 4, 256, 1024, 65536])
+@pytest.mark.parametrize("which", ["keyed", "keyless"])
+def test_bucket_rows(server, request, which, buckets):
+    ds, expected = request.getfixturevalue(which)
+    by_bucket: dict[int, dict] = {}
+    for dp_id, (text, h) in expected.items():
+        by_bucket.setdefault(canonical.bucket_of(text, buckets), {})[dp_id] = (text, h)
+    for bucket in sorted(by_bucket)[:6] + [max(by_bucket)]:
+        rows = paginate(server, f"/datasets/{ds['id']}/digest", {"buckets": buckets, "bucket": bucket, "limit": 7})
+        assert {r["id"]: (r["key"], r["hash"]) for r in rows} == by_bucket[bucket]
+        assert len(rows) == len(by_bucket[bucket])
+        assert all(r["annotations"] == 0 for r in rows)
+    empty = next((b for b in range(buckets) if b not in by_bucket), None)
+    if empty is not None:
+        assert paginate(server, f"/datasets/{ds['id']}/digest", {"buckets": buckets, "bucket": empty}) == []
+
+
+def test_all_rows(server, keyed):
+    ds, expected = keyed
+    rows = paginate(server, f"/datasets/{ds['id']}/digest", {"limit": 50})
+    assert [r["id"] for r in rows] == ds["datapoint_ids"]
+    assert {r["id"]: (r["key"], r["hash"]) for r in rows} == expected
+
+
+def test_digest_by_another_field(server, keyed):
+    """``key=`` other than the dataset's key: computed on the fly, same rules."""
+    ds, _ = keyed
+    items = paginate(server, f"/datasets/{ds['id']}/datapoints")
+    expected = {}
+    for it in items:
+        h = canonical.row_hash(it["data"])
+        expected[it["id"]] = (canonical.key_text(it["data"], "text", h), h)
+    body = summary(server, ds["id"], 64, key="text")
+    assert body["key"] == "text"
+    assert {it["bucket"]: (it["count"], it["hash"]) for it in body["items"]} == expected_buckets(expected, 64)
+    bucket = body["items"][0]["bucket"]
+    rows = paginate(server, f"/datasets/{ds['id']}/digest", {"key": "text", "buckets": 64, "bucket": bucket, "limit": 2})
+    want = {i: v for i, v in expected.items() if canonical.bucket_of(v[0], 64) == bucket}
+    assert {r["id"]: (r["key"], r["hash"]) for r in rows} == want
+    rows = paginate(server, f"/datasets/{ds['id']}/digest", {"key": "text", "limit": 100})
+    assert {r["id"]: (r["key"], r["hash"]) for r in rows} == expected
+    # the dataset's own key named explicitly: the stored path, same answer
+    assert summary(server, ds["id"], 64, key="external_id") == summary(server, ds["id"], 64)
+
+
+def test_digest_follows_writes(server):
+    rows = make_rows(20)
+    ds = create_dataset(server, key="external_id", rows=rows)
+    path = f"/datasets/{ds['id']}"
+    before = summary(server, ds["id"], 8)
+    a = ds["datapoint_ids"][0]
+    new = {"text": "changed", "external_id": rows[0]["external_id"]}
+    server.call("PATCH", path + "/datapoints", json={"data": [{"id": a, "data": new}]}).raise_for_status()
+    server.call("POST", path + "/datapoints/delete", json={"ids": [ds["datapoint_ids"][1]]}).raise_for_status()
+    more = make_rows(3, start=100)
+    added = server.call("PUT", path, json={"data": more}).json()["datapoint_ids"]
+    after = summary(server, ds["id"], 8)
+    assert after["version"] == before["version"] + 3 and after["datapoint_count"] == 22
+    expected = expected_rows(rows, ds["datapoint_ids"], "external_id")
+    expected.pop(ds["datapoint_ids"][1])
+    expected[a] = expected_rows([new], [a], "external_id")[a]
+    expected.update(expected_rows(more, added, "external_id"))
+    assert {it["bucket"]: (it["count"], it["hash"]) for it in after["items"]} == expected_buckets(expected, 8)
+
+
+def test_annotation_counts_in_rows(server):
+    rows = make_rows(4)
+    ds = create_dataset(server, key="external_id", rows=rows)
+    create_project(server, ds, review=False)  # warm start: one annotation per row
+    create_project(server, ds, review=False)
+    got = paginate(server, f"/datasets/{ds['id']}/digest")
+    assert [r["annotations"] for r in got] == [2, 2, 2, 2]
+
+
+@pytest.mark.parametrize(
+    "params, loc",
+    [
+        ({"buckets": 3}, ("query", "buckets")),
+        ({"buckets": 0}, ("query", "buckets")),
+        ({"buckets": 131072}, ("query", "buckets")),
+        ({"bucket": 1}, ("query", "bucket")),
+        ({"buckets": 4, "bucket": 4}, ("query", "bucket")),
+        ({"buckets": 4, "bucket": -1}, ("query", "bucket")),
+        ({"buckets": 4, "key": "nope"}, ("query", "key")),
+        ({"key": "nope"}, ("query", "key")),
+        ({"cursor": "WzEsMiwzXQ"}, ("query", "cursor")),  # [1,2,3]
+        ({"buckets": 4, "bucket": 1, "cursor": "MQ"}, ("query", "cursor")),  # 1: not a pair
+        ({"limit": 10_001}, ("query", "limit")),
+    ],
+)
+def test_digest_errors(server, keyed, params, loc):
+    ds, _ = keyed
+    assert_validation(server.call("GET", f"/datasets/{ds['id']}/digest", params=params), loc)
