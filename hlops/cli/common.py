@@ -10,7 +10,6 @@ from typing import Any
 
 import click
 
-from hlops import api
 from hlops.errors import SettingsError
 
 
@@ -55,7 +54,9 @@ def use_color(no_color: bool, stream: Any = None) -> bool:
     return bool(getattr(stream, "isatty", lambda: False)())
 
 
-def open_connection(local: bool, base_url: str | None, api_key: str | None, settings: Any = None) -> api.Connection:
+def open_connection(local: bool, base_url: str | None, api_key: str | None, settings: Any = None) -> Any:
+    from hlops import api
+
     if local and (base_url or api_key):
         raise SettingsError("--local runs the embedded server: drop --base-url/--api-key, or drop --local")
     return api.connect(base_url=base_url, api_key=api_key, local=local, settings=settings)

@@ -7,10 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-import orjson
 
-from hlops import api
-from hlops.apply import check_allowed
 from hlops.cli.app import main
 from hlops.cli.common import (
     color_option,
@@ -20,9 +17,10 @@ from hlops.cli.common import (
     positive_int,
     use_color,
 )
-from hlops.cli.progress import EventPrinter
 from hlops.errors import ApplyError
-from hlops.plan import Plan
+
+# The engine (deepdiff, numpy, requests...) is imported inside the commands, so that
+# `hlops --help` and `hlops validate` start fast.
 
 EXIT_NO_CHANGES, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
@@ -50,6 +48,8 @@ def _paths(paths: tuple[Path, ...]) -> list[Path]:
 @connection_options
 def plan_command(paths, targets, prune, out, as_json, markdown, show_data, no_color, local, base_url, api_key):
     """Show what apply would change. Exit 0: no changes, 2: changes, 1: error."""
+    from hlops import api
+
     if as_json and markdown:
         raise click.UsageError("--json and --markdown are exclusive")
     paths = _paths(paths)
@@ -65,7 +65,9 @@ def plan_command(paths, targets, prune, out, as_json, markdown, show_data, no_co
     sys.exit(EXIT_CHANGES if plan.has_changes else EXIT_NO_CHANGES)
 
 
-def _print_plan(plan: Plan, as_json: bool, markdown: bool, no_color: bool) -> None:
+def _print_plan(plan: Any, as_json: bool, markdown: bool, no_color: bool) -> None:
+    from hlops import api
+
     if as_json:
         click.echo(api.render_json(plan), nl=False)
     elif markdown:
@@ -85,6 +87,8 @@ def _print_plan(plan: Plan, as_json: bool, markdown: bool, no_color: bool) -> No
 @connection_options
 def apply_command(paths, targets, prune, auto_approve, allow_data_loss, parallelism, as_json, no_color, local, base_url, api_key):
     """Make the remote match the manifests (or apply a saved plan: `hlops apply plan.json`)."""
+    from hlops import api
+
     if len(paths) == 1 and api.is_saved_plan(paths[0]):
         if targets or prune:
             raise click.UsageError("--target/--prune belong to `hlops plan` when applying a saved plan")
@@ -108,6 +112,9 @@ def destroy_command(paths, targets, auto_approve, allow_data_loss, parallelism, 
 
 
 def _plan_and_apply(paths, targets, prune, destroy, auto_approve, allow_data_loss, parallelism, as_json, no_color, local, base_url, api_key):
+    from hlops import api
+    from hlops.apply import check_allowed
+
     config = api.load(paths)
     with open_connection(local, base_url, api_key, config.settings) as conn:
         result = api.plan(config, conn, prune=prune, destroy=destroy, targets=targets, manifests=paths)
@@ -126,6 +133,9 @@ def _plan_and_apply(paths, targets, prune, destroy, auto_approve, allow_data_los
 
 
 def _apply_saved(path, auto_approve, allow_data_loss, parallelism, as_json, no_color, local, base_url, api_key):
+    from hlops import api
+    from hlops.apply import check_allowed
+
     saved = api.read_saved_plan(path)
     if not as_json:
         click.echo(api.render_text(saved, color=use_color(no_color)), nl=False)
@@ -139,7 +149,9 @@ def _apply_saved(path, auto_approve, allow_data_loss, parallelism, as_json, no_c
         _run(lambda on_event: api.apply_saved(saved, conn, allow_data_loss=allow_data_loss, parallelism=parallelism, on_event=on_event), saved, as_json, no_color)
 
 
-def _run(action, plan: Plan, as_json: bool, no_color: bool) -> None:
+def _run(action, plan: Any, as_json: bool, no_color: bool) -> None:
+    from hlops.cli.progress import EventPrinter
+
     printer = EventPrinter(enabled=not as_json, color=use_color(no_color, sys.stderr))
     try:
         report = action(printer)
@@ -157,6 +169,8 @@ def _run(action, plan: Plan, as_json: bool, no_color: bool) -> None:
         click.echo(printer.summary(report))
 
 
-def _echo_json(plan: Plan, report: Any) -> None:
+def _echo_json(plan: Any, report: Any) -> None:
+    import orjson
+
     body = {"plan": plan.to_json(), "report": report.to_json() if report is not None else None}
     click.echo(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
