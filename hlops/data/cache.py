@@ -13,6 +13,11 @@ Like git's index, an entry is not written when the file changed less than
 :data:`RACY_SECONDS` before it was read (an edit in the same timestamp tick could go
 unseen), nor when the file's stat changed while it was read.
 
+A second tier makes a touched-but-identical file cheap (a fresh ``git checkout`` or CI clone
+gives every file a new mtime): the entry also keeps the SHA-256 of the file's bytes; when
+the stat differs but the size is the same, the bytes are hashed (~0.2 s for 150 MB) and an
+equal hash is a hit (the entry's stat is then refreshed).
+
 ``cache_dir/rates.json`` keeps, per API base URL, the rows/s and bytes/s of the last apply
 that sent at least :data:`MIN_RATE_ROWS` rows; plans use it to estimate apply's time.
 """
@@ -94,8 +99,15 @@ class SummaryCache:
         try:
             with np.load(entry, allow_pickle=False) as z:
                 meta = json.loads(bytes(z["meta"]).decode())
-                if meta.get("state") != state or meta.get("sig") != sig:
+                if meta.get("sig") != sig or meta.get("format") != FORMAT:
                     return None
+                if meta.get("state") != state:
+                    if meta["state"].get("size") != state["size"]:
+                        return None
+                    started = time.time()
+                    if content_hash(path) != meta.get("content") or file_state(path) != state:
+                        return None
+                    self._refresh(entry, meta, state, started)
                 idx = z["idx"].astype(np.int64)
                 summary = LocalSummary.empty()
                 summary.count = int(meta["count"])
@@ -113,31 +125,53 @@ class SummaryCache:
              started: float) -> bool:
         """Store ``summary`` of ``path`` read from ``started`` on (``time.time()``), whose
         stat was ``before``; refused (False) when the file may have changed meanwhile."""
-        after = file_state(path)
-        if before is None or after != before:
+        if before is None or _racy(before, started):
             return False
-        newest = max(after["mtime_ns"], after["ctime_ns"]) / 1e9
-        if newest >= started - RACY_SECONDS:
+        content = content_hash(path)
+        after = file_state(path)
+        if after != before:
             return False
         idx = np.flatnonzero(summary.counts).astype(np.uint32)
         meta = {
-            "state": after, "sig": sig, "count": summary.count,
-            "fingerprint": summary.fingerprint, "bytes_total": summary.bytes_total,
+            "format": FORMAT, "state": after, "sig": sig, "content": content,
+            "count": summary.count, "fingerprint": summary.fingerprint,
+            "bytes_total": summary.bytes_total,
         }
+        arrays = {"idx": idx, "counts": summary.counts[idx], "xor": summary.xor[idx],
+                  "nbytes": summary.nbytes[idx], "dup": summary.dup[idx]}
+        return self._write(self._entry(after, sig), meta, arrays)
+
+    def _refresh(self, entry: Path, meta: dict[str, Any], state: dict[str, Any], started: float) -> None:
+        """Same bytes under a new stat: remember the new stat (unless it is racy)."""
+        if _racy(state, started):
+            return
+        with np.load(entry, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in ("idx", "counts", "xor", "nbytes", "dup")}
+        self._write(entry, {**meta, "state": state}, arrays)
+
+    def _write(self, entry: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> bool:
         self.dir.mkdir(parents=True, exist_ok=True)
-        entry = self._entry(after, sig)
         tmp = entry.with_suffix(f".{os.getpid()}.tmp.npz")
         try:
-            np.savez(
-                tmp, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), idx=idx,
-                counts=summary.counts[idx], xor=summary.xor[idx],
-                nbytes=summary.nbytes[idx], dup=summary.dup[idx],
-            )
+            np.savez(tmp, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
             os.replace(tmp, entry)
         except OSError:
             tmp.unlink(missing_ok=True)
             return False
         return True
+
+
+def _racy(state: dict[str, Any], started: float) -> bool:
+    """The file changed too shortly before ``started`` for its stat to be trusted."""
+    return max(state["mtime_ns"], state["ctime_ns"]) / 1e9 >= started - RACY_SECONDS
+
+
+def content_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 class RateStore:

@@ -30,12 +30,30 @@ from hlops.data.local import FINE, LocalRow
 EQUAL, ADD_ALL, REMOTE_ONLY, MIXED = 0, 1, 2, 3
 
 ROWS_PER_BUCKET = 1000  # the coarse level: about this many rows per bucket
-# The cost model that picks the level rows are fetched at (bytes a choice moves, with a
-# request's fixed cost counted as bytes of transfer it is worth).
-BUCKET_ITEM_BYTES = 90  # one item of the bucket digest
-ROW_ITEM_BYTES = 120  # one item of the row digest {id, key, hash, annotations}
-REQUEST_BYTES = 4096  # the fixed cost of one request
 PAGE = 1000  # rows per page of the row digest
+
+# The cost model that picks where differing rows are read from, in seconds (measured
+# against the local reference server; only the ratios matter). The latency of one request
+# is measured on the coarse digest request of each plan (see Costs.with_latency).
+BUCKET_SECONDS = 4e-6  # one item of a bucket digest: server fold + transfer + decode
+ROW_SECONDS = 12e-6  # one row of the row digest: select + transfer + decode + compare
+REQUEST_SECONDS = 5e-3  # one request's fixed cost, before it is measured
+BUCKET_ITEM_BYTES = 90  # for documentation of what a digest moves
+ROW_ITEM_BYTES = 120
+
+
+@dataclass(frozen=True)
+class Costs:
+    latency: float = REQUEST_SECONDS
+    parallelism: int = 4
+    row: float = ROW_SECONDS
+    bucket: float = BUCKET_SECONDS
+
+    @staticmethod
+    def with_latency(elapsed: float, items: int, parallelism: int) -> Costs:
+        """Costs whose request latency is what a digest request of ``items`` buckets took
+        beyond its items' share."""
+        return Costs(latency=max(5e-4, elapsed - items * BUCKET_SECONDS), parallelism=max(1, parallelism))
 
 RemoteRow = tuple[int, str, str, int]  # id, key, hash (hex), annotations
 
@@ -74,55 +92,63 @@ class Step:
 
     kind: str  # "fetch" | "refine" | "listing"
     buckets: int
-    estimated_bytes: float = 0.0
+    estimated: float = 0.0  # seconds
 
 
 PROBE_FACTOR = 16  # how much finer a probe digest is when every bucket differs
 
 
-def next_step(n: int, cat: np.ndarray, local_counts: np.ndarray, remote_counts: np.ndarray) -> Step:
+def next_step(
+    n: int, cat: np.ndarray, local_counts: np.ndarray, remote_counts: np.ndarray,
+    costs: Costs = Costs(),
+) -> Step:
     """Where to read the differing rows from, given the categories at level ``n``.
 
-    Candidates: fetch the differing buckets at ``n``; read a finer digest at ``n * 2**j``
-    first (it costs that whole digest, but narrows the rows fetched when few rows differ in
-    many buckets: 1% of the rows changed touches every coarse bucket); or read every row in
-    one paginated listing (when most rows differ). Differences are assumed spread uniformly
-    (keys are hashed) and their number estimated from the share of buckets that differ.
-    When (nearly) every bucket differs that estimate is only a lower bound, so the step is
-    a probe: a digest ``PROBE_FACTOR`` times finer, unless reading every row costs little
-    more than that probe.
+    Candidates, each costed in seconds (``estimated`` in :class:`Step`): fetch the differing
+    buckets' rows at ``n`` (``parallelism`` requests at a time); read a finer digest at
+    ``n * 2**j`` first (it costs that whole digest, but narrows the rows fetched when few
+    rows differ in many buckets: 1% of the rows changed touches every coarse bucket); or read
+    every row in one sequential listing. Differences are assumed spread uniformly (keys are
+    hashed) and their number estimated from the share of buckets that differ. When (nearly)
+    every bucket differs that estimate is only a lower bound, so the step is a probe: a
+    digest ``PROBE_FACTOR`` times finer, unless that probe would cost more than a quarter
+    of reading every row.
     """
     mixed = cat == MIXED
     k = int(mixed.sum())
     remote_total = int(remote_counts.sum())
-    listing = remote_total * ROW_ITEM_BYTES + math.ceil(remote_total / PAGE) * REQUEST_BYTES
+    listing = remote_total * costs.row + math.ceil(remote_total / PAGE) * costs.latency
     if k == 0:
         return Step("fetch", n)
     both = int(((local_counts > 0) & (remote_counts > 0)).sum())
     r_mixed = float(remote_counts[mixed].sum())
     p = k / max(both, k)
     useful = min(FINE, 1 << max(remote_total - 1, 0).bit_length())  # ~1 remote row a bucket
+
+    def digest_cost(m: int) -> float:
+        return min(m, remote_total) * costs.bucket + costs.latency
+
+    def fetch_cost(rows: float, requests: float) -> float:
+        return rows * costs.row + requests * costs.latency / costs.parallelism
+
     if p >= 0.95 and n < useful:
         probe = min(useful, n * PROBE_FACTOR)
-        probe_cost = min(probe, remote_total) * BUCKET_ITEM_BYTES + REQUEST_BYTES
-        if probe_cost * 4 < listing:
-            return Step("refine", probe, probe_cost)
+        if digest_cost(probe) * 4 < min(listing, fetch_cost(r_mixed, k + r_mixed / PAGE)):
+            return Step("refine", probe, digest_cost(probe))
     lam = -math.log(max(1.0 - p, 0.5 / max(both, 1)))
     d = max(both * lam, float(np.abs(local_counts[mixed] - remote_counts[mixed]).sum()), k)
     base_hit = 1.0 - math.exp(-d / n)
-    best = Step("fetch", n, r_mixed * ROW_ITEM_BYTES + (k + r_mixed / PAGE) * REQUEST_BYTES)
+    best = Step("fetch", n, fetch_cost(r_mixed, k + r_mixed / PAGE))
     m = n * 2
     while m <= FINE:
         hit = 1.0 - math.exp(-d / m)
         rows = r_mixed * min(1.0, hit / base_hit)
-        reqs = min(m * hit, k * m / n) + rows / PAGE
-        cost = (rows * ROW_ITEM_BYTES + reqs * REQUEST_BYTES
-                + min(m, remote_total) * BUCKET_ITEM_BYTES + REQUEST_BYTES)
-        if cost < best.estimated_bytes:
+        cost = digest_cost(m) + fetch_cost(rows, min(m * hit, k * m / n) + rows / PAGE)
+        if cost < best.estimated:
             best = Step("refine", m, cost)
         m *= 2
-    if listing < 0.8 * best.estimated_bytes:  # clearly cheaper: one listing of every row
-        return Step("listing", n, float(listing))
+    if listing < 0.8 * best.estimated:  # clearly cheaper: one listing of every row
+        return Step("listing", n, listing)
     return best
 
 

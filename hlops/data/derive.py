@@ -186,7 +186,10 @@ def derive(
     source: str | None,
     cache_dir: Path | None,
     parallelism: int = 4,
+    costs: cmp.Costs | None = None,
 ) -> DataDiff:
+    """The diff (see the module docstring). ``costs`` overrides the measured cost model
+    (tests use it to drive each path)."""
     where = source or "inline data"
     summary, state = load_summary(rows, fields, key, source, cache_dir, where)
     n_ex = N_EXAMPLES if show_data else 0
@@ -203,7 +206,10 @@ def derive(
         return diff
 
     coarse = cmp.coarse_level(max(summary.count, remote_count))
+    started = time.perf_counter()
     digest = read_digest(client, dataset_id, key, coarse)
+    if costs is None:
+        costs = cmp.Costs.with_latency(time.perf_counter() - started, int((digest.counts > 0).sum()), parallelism)
     diff.coarse, diff.coarse_hash = coarse, digest.items_hash
     diff.remote_rows, diff.remote_version = digest.total, digest.version
     lc, lx, _lb, ld = summary.fold(coarse)
@@ -220,7 +226,7 @@ def derive(
         digest.counts = np.full(coarse, -(-digest.total // coarse), np.int64)  # for grouping
         listing = True
     while not listing and (cat == MIXED).any():
-        step = cmp.next_step(level, cat, lc, digest.counts)
+        step = cmp.next_step(level, cat, lc, digest.counts, costs)
         if step.kind == "listing":
             listing = True
         if step.kind != "refine":

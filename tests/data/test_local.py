@@ -153,3 +153,19 @@ def test_cache_holds_no_row_content(tmp_path, monkeypatch):
         if f.is_file():
             blob = f.read_bytes()
             assert b"SECRET-CANARY" not in blob and b"ticket 5" not in blob
+
+
+def test_cache_second_tier_same_bytes_new_stat(tmp_path, monkeypatch):
+    monkeypatch.setattr(cache_mod, "RACY_SECONDS", 0.0)
+    path = write_jsonl(tmp_path / "d.jsonl", make_rows(100))
+    sig = signature(FIELDS, "external_id")
+    cache = SummaryCache(tmp_path / "cache")
+    s = summarise(jsonl_source(path), "external_id", "d")
+    assert cache.save(path, sig, cache_mod.file_state(path), s, time.time() + 1)
+    data = path.read_bytes()
+    path.unlink()
+    path.write_bytes(data)  # a fresh checkout: new inode, mtime and ctime, same bytes
+    hit = cache.load(path, sig)
+    assert hit is not None and hit.fingerprint == s.fingerprint
+    path.write_bytes(data.replace(b"ticket 1:", b"ticket 2:", 1))  # same size, other bytes
+    assert cache.load(path, sig) is None

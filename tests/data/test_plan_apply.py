@@ -277,25 +277,57 @@ def test_rate_is_remembered_for_the_estimate(client, make_dataset, tmp_path):
     assert estimate is not None and estimate > 0
 
 
+def _all_adds(diff, rows, key) -> list[int]:
+    """Ordinals of every row to add: listed ones and those of remote-empty buckets."""
+    out = set(diff.rows.add_ordinal)
+    for i, r in enumerate(rows):
+        norm = canonical.normalise_row(r, FIELDS)
+        k = canonical.key_text(norm, key, canonical.row_hash(norm))
+        if diff.add_all[canonical.key_point(k) % 65536]:
+            out.add(i)
+    assert len(out) == diff.add
+    return sorted(out)
+
+
 @pytest.mark.slow
-def test_twenty_thousand_rows_through_the_bucket_paths(client, make_dataset):
-    ds = make_dataset()
+@pytest.mark.parametrize("key", [KEY, None])
+def test_twenty_thousand_rows_through_every_path(client, make_dataset, key):
+    """The same diff whichever way the rows are read: narrowed through finer digests,
+    fetched bucket by bucket, or in one listing."""
+    from hlops.data.compare import Costs
+    from hlops.data.derive import derive
+
+    ds = make_dataset(key=key)
     rows = make_rows(20_000)
     put_raw(client, ds, rows)
-    # 1% changed, spread over every coarse bucket: a finer digest narrows the fetch
-    new = _edit(rows, changed=set(range(0, 20_000, 100)), added=50)
-    change = plan(client, ds, new, remote=20_000)
-    assert (change.add, change.change, change.unchanged) == (50, 200, 19_800)
-    assert change.buckets > 32 and change.remote_rows_read < 20_000 / 2
-    # most rows changed: every row is read once
-    edited = set(range(0, 20_000, 2)) | set(range(1, 20_000, 3))
-    most = _edit(rows, changed=edited)
-    big = plan(client, ds, most, remote=20_000, prune=True)
-    assert (big.change, big.remove, big.unchanged) == (len(edited), 0, 20_000 - len(edited))
-    assert big.remote_rows_read == 20_000
-    report = apply(client, ds, change, new)
-    assert (report.added, report.changed) == (50, 200)
-    assert remote_state(client, ds) == local_state(new)
+    # 1% changed (spread over every coarse bucket), 50 added, 30 removed
+    new = _edit(rows, changed=set(range(0, 20_000, 100)), removed=set(range(7, 20_000, 661)), added=50)
+    outcomes = {}
+    paths = {"narrow": Costs(latency=0.002), "listing": Costs(latency=5.0),
+             "coarse": Costs(latency=1e-6, bucket=1.0)}
+    for name, costs in paths.items():
+        diff = derive(client, ds, 20_000, FIELDS, key, list_source(new), prune=True,
+                      show_data=False, source=None, cache_dir=None, costs=costs)
+        outcomes[name] = (diff.add, diff.change, diff.remove, diff.unchanged,
+                          _all_adds(diff, new, key), sorted(diff.rows.change_id),
+                          sorted(diff.rows.remove_id))
+        if name == "narrow":
+            assert diff.buckets > 32 and diff.remote_rows_read < 20_000 / 2
+        elif name == "listing":
+            assert diff.remote_rows_read == 20_000
+        else:
+            assert diff.buckets == 32
+    assert outcomes["narrow"] == outcomes["listing"] == outcomes["coarse"]
+    edited = len(set(range(0, 20_000, 100)) - set(range(7, 20_000, 661)))
+    removed = len(set(range(7, 20_000, 661)))
+    if key is None:  # an edit is a remove + add
+        assert outcomes["narrow"][:3] == (50 + edited, 0, removed + edited)
+    else:
+        assert outcomes["narrow"][:3] == (50, edited, removed)
+    change = plan(client, ds, new, key=key, prune=True, remote=20_000)
+    report = apply(client, ds, change, new, key=key, prune=True)
+    assert (report.added, report.changed, report.removed) == (change.add, change.change, change.remove)
+    assert remote_state(client, ds, key) == local_state(new, key)
 
 
 def test_plan_without_key_against_a_dataset_that_has_one(client, make_dataset):
