@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_quality.py            # writes bench/results/quality.json
     .venv/bin/python bench/bench_quality.py --no-write # print only
+    .venv/bin/python bench/bench_quality.py --scale 0  # skip the timing section
 
 - **Classifier**, on the sentiment example (``examples/projects/sentiment``): accuracy and
   macro-F1 on held-out labelled rows, next to a majority-class baseline (the most frequent
@@ -18,6 +19,11 @@ The split is fixed, no randomness: the labelled rows in file order, every 4th on
 from the example's manifests: the Dataset's ``data:`` file (relative to its manifest), the
 Project output's ``from`` field (labels) and its text input (``input:`` for tagging, the
 first non-``display_only`` input for classification).
+
+- **Scale** (``--scale N``, default 3000): training time (wall and CPU, with and without
+  the built-in evaluation), prediction time and model size on N rows per task, each row
+  two random labelled example texts joined. Wall times depend on the machine's load,
+  which is recorded next to them.
 """
 
 from __future__ import annotations
@@ -26,7 +32,9 @@ import argparse
 import csv
 import hashlib
 import json
+import os
 import platform
+import random
 import sys
 import time
 from collections import Counter
@@ -257,6 +265,48 @@ def bench_tagger(example: Path) -> dict[str, Any]:
     }
 
 
+# --------------------------------------------------------------------------- scale
+
+
+def _pairs(texts, targets, n, rng, join_targets):
+    out_x, out_y = [], []
+    for _ in range(n):
+        i, j = rng.randrange(len(texts)), rng.randrange(len(texts))
+        out_x.append(texts[i] + " " + texts[j])
+        out_y.append(join_targets(targets[i], targets[j], len(texts[i]) + 1))
+    return out_x, out_y
+
+
+def bench_scale(sentiment: Path, entities: Path, n: int) -> dict[str, Any]:
+    """Training and prediction time on ``n`` rows per task, each row two random labelled
+    example texts joined (realistic vocabulary and lengths, twice the text per row)."""
+    rng = random.Random(0)
+    s = load_example(sentiment, "classification")
+    e = load_example(entities, "sequence_tagging")
+    shift = lambda spans, k: [{**x, "start": x["start"] + k, "end": x["end"] + k} for x in spans]  # noqa: E731
+    tasks = {
+        "classification": _pairs(s["texts"], s["targets"], n, rng, lambda a, b, k: a),
+        "multilabel_classification": _pairs(s["texts"], s["targets"], n, rng, lambda a, b, k: sorted({a, b})),
+        "sequence_tagging": _pairs(e["texts"], e["targets"], n, rng, lambda a, b, k: a + shift(b, k)),
+    }
+    out: dict[str, Any] = {"rows": n, "load_average_before": [round(x, 2) for x in os.getloadavg()]}
+    for task, (texts, targets) in tasks.items():
+        row: dict[str, Any] = {"mean_text_chars": round(sum(map(len, texts)) / len(texts), 1)}
+        for evaluate in (False, True):
+            wall, cpu = time.perf_counter(), time.process_time()
+            model = ml.train(task, texts, targets, evaluate=evaluate)
+            key = "train" if not evaluate else "train_with_evaluation"
+            row[f"{key}_seconds"] = round(time.perf_counter() - wall, 3)
+            row[f"{key}_cpu_seconds"] = round(time.process_time() - cpu, 3)
+        wall = time.perf_counter()
+        model.predict(texts[:1000])
+        row["predict_1000_seconds"] = round(time.perf_counter() - wall, 3)
+        row["model_bytes"] = len(model.to_bytes())
+        row["evaluation"] = {k: v for k, v in model.metrics.items() if k not in ("label_counts", "train_size")}
+        out[task] = row
+    return out
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -273,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--entities", type=Path, default=ROOT / "examples/projects/entities")
     ap.add_argument("--out", type=Path, default=ROOT / "bench/results/quality.json")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--scale", type=int, default=3000, metavar="N",
+                    help="also time training on N rows per task (0: skip)")
     args = ap.parse_args(argv)
     import numpy
     import scipy
@@ -292,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
         "classification": bench_classifier(args.sentiment.resolve()),
         "sequence_tagging": bench_tagger(args.entities.resolve()),
     }
+    if args.scale:
+        result["scale"] = bench_scale(args.sentiment.resolve(), args.entities.resolve(), args.scale)
     text = json.dumps(result, indent=2, ensure_ascii=False) + "\n"
     if not args.no_write:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -308,6 +362,13 @@ def main(argv: list[str] | None = None) -> int:
         f"span F1 {t['model']['span_f1']:.3f} vs dictionary {t['dictionary_baseline']['span_f1']:.3f}; "
         f"unseen recall {t['model']['unseen_recall']} vs {t['dictionary_baseline']['unseen_recall']}"
     )
+    for task, row in result.get("scale", {}).items():
+        if isinstance(row, dict):
+            print(
+                f"scale {task} ({result['scale']['rows']} rows): train {row['train_seconds']} s "
+                f"({row['train_with_evaluation_seconds']} s with evaluation), "
+                f"predict 1000 in {row['predict_1000_seconds']} s"
+            )
     return 0
 
 

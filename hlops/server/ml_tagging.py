@@ -197,7 +197,9 @@ def token_features(
 
 
 def _tag_classes(taxonomy: Sequence[str], seen: set[str]) -> list[str]:
-    classes = ["O"]
+    """The tags seen in training, in a fixed order: ``O`` first, then ``B-``/``I-`` of
+    each label in taxonomy order. (``O`` can be missing: every token inside a span.)"""
+    classes = ["O"] if "O" in seen or not seen else []
     for label in taxonomy:
         for prefix in ("B-", "I-"):
             if prefix + label in seen:

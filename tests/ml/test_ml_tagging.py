@@ -165,3 +165,13 @@ def test_training_on_any_text(texts, data):
     m = ml.train("sequence_tagging", texts, spans, evaluate=False)
     for text, value in zip(texts, m.predict(texts)):
         _check_valid(text, value)
+
+
+def test_every_token_inside_a_span():
+    """Found by hypothesis: no token tagged O leaves a single class to learn."""
+    texts = [f"Name{i}" for i in range(10)]
+    m = ml.train("sequence_tagging", texts, [[{"start": 0, "end": len(t), "label": "A"}] for t in texts])
+    assert m.predict(["Other", "two words"]) == [
+        [{"start": 0, "end": 5, "label": "A", "confidence": 1.0}],
+        [{"start": 0, "end": 3, "label": "A", "confidence": 1.0}, {"start": 4, "end": 9, "label": "A", "confidence": 1.0}],
+    ]
