@@ -1,13 +1,14 @@
 """The reference server's machine-learning core: train a model from annotations, predict.
 
-Pure functions and immutable objects: no I/O, no network, no global state, fixed seeds.
+Pure functions and immutable objects: no I/O, no network, no global state (except that
+:func:`train` holds BLAS to one thread while it runs), fixed seeds.
 The server calls :func:`train` (in the background, as annotations grow), keeps
 :meth:`Model.to_bytes` in its database, and answers ``POST /projects/{id}/predict`` with
 :meth:`Model.predict`, whose items are the seed's ``value`` lists::
 
     model = train("classification", texts, ["positive", "neutral", ...], labels=taxonomy)
-    model.predict(["OMG! if only my phone camera could be this good"], n_best=2)
-    # [[{"label": "positive", "confidence": 0.71}, {"label": "neutral", "confidence": 0.2}]]
+    model.predict(["The sound quality of these headphones were so disappointing"], n_best=2)
+    # [[{"label": "negative", "confidence": 0.61}, {"label": "neutral", "confidence": 0.2}]]
 
 Task types and what ``predict`` returns per text (``confidence`` in [0, 1], rounded to 6
 decimals):
@@ -216,8 +217,9 @@ class Model:
     """A trained model of one output. Immutable; safe to share between threads.
 
     Attributes: ``task_type``, ``labels`` (the taxonomy, a tuple), ``version`` (see
-    :func:`fingerprint`), ``seed``, ``metrics`` (a dict: ``train_size``, ``label_counts``
-    and, when evaluated, ``evaluation`` and the cross-validated scores).
+    :func:`fingerprint`), ``seed``, ``metrics`` (a copy of a dict: ``train_size``,
+    ``label_counts``, ``evaluation`` -- how it was evaluated, if at all -- and the scores;
+    see docs/models.md).
     """
 
     __slots__ = ("_meta", "_arrays", "_impl")
