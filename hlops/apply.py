@@ -274,7 +274,7 @@ class Applier:
             parallelism=self.options.parallelism,
             progress=progress,
         )
-        return getattr(report, "rows", 0) or (getattr(report, "added", 0) + getattr(report, "changed", 0) + getattr(report, "removed", 0))
+        return report.rows
 
     # ------------------------------------------------------------------ helpers
 
