@@ -33,27 +33,13 @@ ROWS_PER_BUCKET = 1000  # the coarse level: about this many rows per bucket
 PAGE = 1000  # rows per page of the row digest
 
 # The cost model that picks where differing rows are read from, in seconds (measured
-# against the local reference server; only the ratios matter). The latency of one request
-# is measured on the coarse digest request of each plan (see Costs.with_latency).
+# against the local reference server; only the ratios matter). The cost of one request is
+# measured by each plan that needs rows (hlops.data.derive._measure).
 BUCKET_SECONDS = 4e-6  # one item of a bucket digest: server fold + transfer + decode
 ROW_SECONDS = 12e-6  # one row of the row digest: select + transfer + decode + compare
 REQUEST_SECONDS = 5e-3  # one request's fixed cost, before it is measured
 BUCKET_ITEM_BYTES = 90  # for documentation of what a digest moves
 ROW_ITEM_BYTES = 120
-
-
-@dataclass(frozen=True)
-class Costs:
-    latency: float = REQUEST_SECONDS
-    parallelism: int = 4
-    row: float = ROW_SECONDS
-    bucket: float = BUCKET_SECONDS
-
-    @staticmethod
-    def with_latency(elapsed: float, items: int, parallelism: int) -> Costs:
-        """Costs whose request latency is what a digest request of ``items`` buckets took
-        beyond its items' share."""
-        return Costs(latency=max(5e-4, elapsed - items * BUCKET_SECONDS), parallelism=max(1, parallelism))
 
 RemoteRow = tuple[int, str, str, int]  # id, key, hash (hex), annotations
 
@@ -83,6 +69,17 @@ def classify(
 def expand(cat: np.ndarray) -> np.ndarray:
     """Categories of N buckets -> of the 65,536 fine buckets (fine f is in bucket f % N)."""
     return np.tile(cat, FINE // len(cat))
+
+
+@dataclass(frozen=True)
+class Costs:
+    """Seconds a request (``latency``), a row of the row digest and an item of the bucket
+    digest cost; ``parallelism`` requests overlap their latency."""
+
+    latency: float = REQUEST_SECONDS
+    parallelism: int = 4
+    row: float = ROW_SECONDS
+    bucket: float = BUCKET_SECONDS
 
 
 @dataclass(frozen=True)

@@ -206,10 +206,7 @@ def derive(
         return diff
 
     coarse = cmp.coarse_level(max(summary.count, remote_count))
-    started = time.perf_counter()
     digest = read_digest(client, dataset_id, key, coarse)
-    if costs is None:
-        costs = cmp.Costs.with_latency(time.perf_counter() - started, int((digest.counts > 0).sum()), parallelism)
     diff.coarse, diff.coarse_hash = coarse, digest.items_hash
     diff.remote_rows, diff.remote_version = digest.total, digest.version
     lc, lx, _lb, ld = summary.fold(coarse)
@@ -225,6 +222,8 @@ def derive(
         cat = np.full(coarse, MIXED, np.int8)
         digest.counts = np.full(coarse, -(-digest.total // coarse), np.int64)  # for grouping
         listing = True
+    if costs is None and not listing and (cat == MIXED).any():
+        costs = _measure(client, dataset_id, key, coarse, cat, parallelism)
     while not listing and (cat == MIXED).any():
         step = cmp.next_step(level, cat, lc, digest.counts, costs)
         if step.kind == "listing":
@@ -250,6 +249,19 @@ def derive(
         diff.add_examples = first_keys(rows, key, diff.add_all, n_ex)
     _sort_rows(diff.rows)
     return diff
+
+
+def _measure(client: Client, dataset_id: int, key: str | None, n: int, cat: np.ndarray,
+             parallelism: int) -> cmp.Costs:
+    """The cost of one bucket-row request on this server, measured with a one-row read of
+    a differing bucket (latency, plus whatever the server spends finding a bucket)."""
+    bucket = int(np.flatnonzero(cat == MIXED)[0])
+    params = {"buckets": n, "bucket": bucket, "limit": 1}
+    if key is not None:
+        params["key"] = key
+    started = time.perf_counter()
+    client.request("GET", f"/datasets/{dataset_id}/digest", params=params)
+    return cmp.Costs(latency=max(5e-4, time.perf_counter() - started), parallelism=max(1, parallelism))
 
 
 def _empty_digest_hash(n: int) -> str:
