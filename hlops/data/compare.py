@@ -73,10 +73,13 @@ def expand(cat: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Costs:
-    """Seconds a request (``latency``), a row of the row digest and an item of the bucket
-    digest cost; ``parallelism`` requests overlap their latency."""
+    """Seconds a bucket-row request (``latency``: what the server spends finding a bucket,
+    plus the round trip), a page of the plain listing or a digest request (``page_latency``),
+    a row of the row digest and an item of the bucket digest cost; ``parallelism`` bucket
+    requests overlap."""
 
     latency: float = REQUEST_SECONDS
+    page_latency: float = REQUEST_SECONDS
     parallelism: int = 4
     row: float = ROW_SECONDS
     bucket: float = BUCKET_SECONDS
@@ -114,7 +117,7 @@ def next_step(
     mixed = cat == MIXED
     k = int(mixed.sum())
     remote_total = int(remote_counts.sum())
-    listing = remote_total * costs.row + math.ceil(remote_total / PAGE) * costs.latency
+    listing = remote_total * costs.row + math.ceil(remote_total / PAGE) * costs.page_latency
     if k == 0:
         return Step("fetch", n)
     both = int(((local_counts > 0) & (remote_counts > 0)).sum())
@@ -123,7 +126,7 @@ def next_step(
     useful = min(FINE, 1 << max(remote_total - 1, 0).bit_length())  # ~1 remote row a bucket
 
     def digest_cost(m: int) -> float:
-        return min(m, remote_total) * costs.bucket + costs.latency
+        return min(m, remote_total) * costs.bucket + costs.page_latency
 
     def fetch_cost(rows: float, requests: float) -> float:
         return rows * costs.row + requests * costs.latency / costs.parallelism

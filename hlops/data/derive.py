@@ -206,7 +206,9 @@ def derive(
         return diff
 
     coarse = cmp.coarse_level(max(summary.count, remote_count))
+    started = time.perf_counter()
     digest = read_digest(client, dataset_id, key, coarse)
+    digest_seconds = time.perf_counter() - started - int((digest.counts > 0).sum()) * cmp.BUCKET_SECONDS
     diff.coarse, diff.coarse_hash = coarse, digest.items_hash
     diff.remote_rows, diff.remote_version = digest.total, digest.version
     lc, lx, _lb, ld = summary.fold(coarse)
@@ -223,7 +225,7 @@ def derive(
         digest.counts = np.full(coarse, -(-digest.total // coarse), np.int64)  # for grouping
         listing = True
     if costs is None and not listing and (cat == MIXED).any():
-        costs = _measure(client, dataset_id, key, coarse, cat, parallelism)
+        costs = _measure(client, dataset_id, key, coarse, cat, parallelism, digest_seconds)
     while not listing and (cat == MIXED).any():
         step = cmp.next_step(level, cat, lc, digest.counts, costs)
         if step.kind == "listing":
@@ -252,16 +254,23 @@ def derive(
 
 
 def _measure(client: Client, dataset_id: int, key: str | None, n: int, cat: np.ndarray,
-             parallelism: int) -> cmp.Costs:
-    """The cost of one bucket-row request on this server, measured with a one-row read of
-    a differing bucket (latency, plus whatever the server spends finding a bucket)."""
+             parallelism: int, digest_seconds: float) -> cmp.Costs:
+    """What requests cost on this server: one differing bucket's rows are read (the
+    server's time to find a bucket varies a lot with how it indexes them), and the coarse
+    digest request's time stands for a page of the plain listing."""
     bucket = int(np.flatnonzero(cat == MIXED)[0])
-    params = {"buckets": n, "bucket": bucket, "limit": 1}
+    params = {"buckets": n, "bucket": bucket, "limit": cmp.PAGE}
     if key is not None:
         params["key"] = key
     started = time.perf_counter()
-    client.request("GET", f"/datasets/{dataset_id}/digest", params=params)
-    return cmp.Costs(latency=max(5e-4, time.perf_counter() - started), parallelism=max(1, parallelism))
+    page = client.request("GET", f"/datasets/{dataset_id}/digest", params=params)
+    elapsed = time.perf_counter() - started
+    rows = len(page.get("items") or ())
+    return cmp.Costs(
+        latency=max(5e-4, elapsed - rows * cmp.ROW_SECONDS),
+        page_latency=max(5e-4, digest_seconds),
+        parallelism=max(1, parallelism),
+    )
 
 
 def _empty_digest_hash(n: int) -> str:
