@@ -102,35 +102,14 @@ class Gate:
                 status = early[0]
                 await _send_response(send, early)
                 return
-            idem = headers.get("idempotency-key")
-            if idem is not None and method in WRITE_METHODS:
-                if not 1 <= len(idem) <= MAX_IDEMPOTENCY_KEY or not idem.isprintable():
-                    response = _json(422, {"detail": [{
-                        "loc": ["header", "Idempotency-Key"],
-                        "msg": f"an Idempotency-Key is 1-{MAX_IDEMPOTENCY_KEY} printable characters",
-                        "type": "string_too_long",
-                    }]})
-                    status = response[0]
-                    await _send_response(send, response)
+            key = headers.get("idempotency-key")
+            if key is not None and method in WRITE_METHODS:
+                early, receive = await self._idempotency(scope, receive, org, key, fault)
+                if early is not None:
+                    status = early[0]
+                    await _send_response(send, early)
                     return
-                replay = await run_in_threadpool(st.store.idem_lookup, org, idem)
-                if replay is not None:
-                    response = fault_response(fault) if fault else self._replay(replay, method, path)
-                    status = response[0]
-                    await _send_response(send, response)
-                    return
-                claimed = (org, idem)
-                with st.inflight_lock:
-                    busy = claimed in st.inflight
-                    if not busy:
-                        st.inflight.add(claimed)
-                if busy:
-                    claimed = None
-                    response = _json(409, {"detail": "a request with this Idempotency-Key is still in progress"})
-                    status = response[0]
-                    await _send_response(send, response)
-                    return
-                scope.setdefault("state", {})["idem"] = Idem(idem, method, path)
+                claimed = (org, key)
             scope.setdefault("state", {})["org_id"] = org
             status = await self._run(scope, receive, send, fault)
         finally:
@@ -139,6 +118,33 @@ class Gate:
                     st.inflight.discard(claimed)
             st.stats.record(method, self._template(scope), status)
             st.log.write(org, method, path, status)
+
+    async def _idempotency(self, scope: dict, receive: Any, org: int, key: str, fault: Fault | None) -> tuple[tuple | None, Any]:
+        """Step 7. Reads the body (to fingerprint the request: a key reused with another
+        body is refused), replays a stored answer, or claims the key for this request.
+        Returns ``(early answer or None, the receive callable the route must use)``."""
+        st = self.state
+        if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable():
+            return _json(422, {"detail": [{
+                "loc": ["header", "Idempotency-Key"],
+                "msg": f"an Idempotency-Key is 1-{MAX_IDEMPOTENCY_KEY} printable characters",
+                "type": "string_too_long",
+            }]}), receive
+        body = await _read_body(receive, st.settings.max_body_bytes)
+        if body is None:
+            return _json(413, {"detail": f"request body larger than {st.settings.max_body_bytes:,} bytes"}), receive
+        fingerprint = hashlib.sha256(
+            b"%s %s?%s\n" % (scope["method"].encode(), scope["path"].encode(), scope.get("query_string", b"")) + body
+        ).hexdigest()
+        replay = await run_in_threadpool(st.store.idem_lookup, org, key)
+        if replay is not None:
+            return (fault_response(fault) if fault else self._replay(replay, scope["method"], scope["path"], fingerprint)), receive
+        with st.inflight_lock:
+            if (org, key) in st.inflight:
+                return _json(409, {"detail": "a request with this Idempotency-Key is still in progress"}), receive
+            st.inflight.add((org, key))
+        scope.setdefault("state", {})["idem"] = Idem(key, scope["method"], scope["path"], fingerprint=fingerprint)
+        return None, _replayed_body(body, receive)
 
     def _check(self, scope: dict, headers: dict[str, str], fault: Fault | None) -> tuple[tuple | None, int | None]:
         """Steps 2-6: ``(early answer, None)`` with the answer as ``(status, headers,
@@ -198,11 +204,17 @@ class Gate:
         return sent["status"]
 
     @staticmethod
-    def _replay(replay: Any, method: str, path: str) -> tuple[int, list, bytes]:
+    def _replay(replay: Any, method: str, path: str, fingerprint: str) -> tuple[int, list, bytes]:
         if (replay.method, replay.path) != (method, path):
+            why = f"was used for {replay.method} {replay.path}"
+        elif replay.fingerprint and replay.fingerprint != fingerprint:
+            why = "was used for a request with another body or query"
+        else:
+            why = ""
+        if why:
             return _json(422, {"detail": [{
                 "loc": ["header", "Idempotency-Key"],
-                "msg": f"this Idempotency-Key was used for {replay.method} {replay.path}",
+                "msg": f"this Idempotency-Key {why}; send a new key for a new request",
                 "type": "idempotency_key_reused",
             }]})
         extra = {"Idempotency-Replayed": "true"}
@@ -222,6 +234,37 @@ class Gate:
             if match == Match.FULL:
                 return candidate.path
         return "<unmatched>"
+
+
+async def _read_body(receive: Any, limit: int) -> bytes | None:
+    """The whole request body, or ``None`` once it passes ``limit`` bytes."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replayed_body(body: bytes, receive: Any) -> Any:
+    """A receive callable giving ``body`` once, then deferring to the real one."""
+    sent = False
+
+    async def replayed() -> dict:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
 
 
 def _headers(scope: dict) -> dict[str, str]:

@@ -139,6 +139,7 @@ CREATE TABLE IF NOT EXISTS idempotency (
     body BLOB NOT NULL,
     etag TEXT,
     created REAL NOT NULL,
+    fingerprint TEXT,                     -- SHA-256 of the request (method, path, query, body)
     PRIMARY KEY (org_id, key)
 );
 CREATE INDEX IF NOT EXISTS idempotency_created ON idempotency (created);
@@ -165,6 +166,7 @@ class SqliteStore(DatasetsMixin, ProjectsMixin):
         self._summaries_lock = threading.Lock()
         self._w = self._connect(writer=True)
         self._w.executescript(SCHEMA)
+        self._migrate()
         with self._write() as con:
             con.execute(
                 "INSERT OR IGNORE INTO meta(name, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
@@ -174,6 +176,12 @@ class SqliteStore(DatasetsMixin, ProjectsMixin):
         self._stop = threading.Event()
         self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="hlops-checkpoint", daemon=True)
         self._checkpointer.start()
+
+    def _migrate(self) -> None:
+        """Bring a database made by an earlier build up to :data:`SCHEMA`."""
+        columns = {r[1] for r in self._w.execute("PRAGMA table_info(idempotency)")}
+        if "fingerprint" not in columns:
+            self._w.execute("ALTER TABLE idempotency ADD COLUMN fingerprint TEXT")
 
     # ------------------------------------------------------------------ connections
 
@@ -295,13 +303,13 @@ class SqliteStore(DatasetsMixin, ProjectsMixin):
     def idem_lookup(self, org: int, key: str) -> Replay | None:
         with self._read() as con:
             row = con.execute(
-                "SELECT method, path, status, body, etag FROM idempotency "
+                "SELECT method, path, status, body, etag, fingerprint FROM idempotency "
                 "WHERE org_id = ? AND key = ? AND created > ?",
                 (org, key, time.time() - IDEMPOTENCY_TTL),
             ).fetchone()
         if row is None:
             return None
-        return Replay(row["method"], row["path"], row["status"], bytes(row["body"]), row["etag"])
+        return Replay(row["method"], row["path"], row["status"], bytes(row["body"]), row["etag"], row["fingerprint"])
 
     def _idem_record(
         self, con: sqlite3.Connection, org: int, idem: Idem | None, status: int, body: Any,
@@ -316,12 +324,12 @@ class SqliteStore(DatasetsMixin, ProjectsMixin):
         if self._writes % 1000 == 0:
             con.execute("DELETE FROM idempotency WHERE created < ?", (stamp - IDEMPOTENCY_TTL,))
         cur = con.execute(
-            "INSERT INTO idempotency(org_id, key, method, path, status, body, etag, created) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(org_id, key) DO UPDATE SET "
+            "INSERT INTO idempotency(org_id, key, method, path, status, body, etag, created, fingerprint) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(org_id, key) DO UPDATE SET "
             "method = excluded.method, path = excluded.path, status = excluded.status, "
-            "body = excluded.body, etag = excluded.etag, created = excluded.created "
-            "WHERE idempotency.created < ?",
-            (org, idem.key, idem.method, idem.path, status, raw, etag, stamp, stamp - IDEMPOTENCY_TTL),
+            "body = excluded.body, etag = excluded.etag, created = excluded.created, "
+            "fingerprint = excluded.fingerprint WHERE idempotency.created < ?",
+            (org, idem.key, idem.method, idem.path, status, raw, etag, stamp, idem.fingerprint, stamp - IDEMPOTENCY_TTL),
         )
         if cur.rowcount == 0:
             raise Conflict("this Idempotency-Key was used by a request that completed meanwhile")

@@ -69,6 +69,7 @@ class Idem:
     method: str
     path: str
     status: int = 200
+    fingerprint: str = ""  # SHA-256 of method, path, query and body: a reused key must match
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class Replay:
     status: int
     body: bytes
     etag: str | None
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True)

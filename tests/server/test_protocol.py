@@ -29,9 +29,13 @@ def test_idempotent_create_and_append(server):
     put2 = server.call("PUT", f"/datasets/{ds['id']}", json={"data": make_rows(3, start=5)}, headers=h)
     assert put1.json() == put2.json()
     assert server.call("GET", f"/datasets/{ds['id']}").json()["datapoint_count"] == 5
-    # the same key for another call is refused
+    # the same key for another call, or with another body, is refused
     r = server.call("PATCH", f"/datasets/{ds['id']}", json={"description": "x"}, headers=h)
     assert_validation(r, ("header", "Idempotency-Key"))
+    r = server.call("PUT", f"/datasets/{ds['id']}", json={"data": make_rows(1, start=50)}, headers=h)
+    assert "another body" in assert_validation(r, ("header", "Idempotency-Key"))[0]["msg"]
+    r = server.call("PUT", f"/datasets/{ds['id']}", params={"x": 1}, json={"data": make_rows(3, start=5)}, headers=h)
+    assert r.status_code == 422
     # keys are per organisation
     r = server.call("POST", "/datasets", json=body | {"name": uniq()}, headers=h, other=True)
     assert r.status_code == 201
