@@ -84,6 +84,18 @@ class Costs:
     row: float = ROW_SECONDS
     bucket: float = BUCKET_SECONDS
 
+    @property
+    def speedup(self) -> float:
+        """What parallel bucket requests gain. Over a network, up to ``parallelism``; a
+        server busy computing each answer gains less, so no more than 2 is assumed."""
+        return float(min(self.parallelism, 2))
+
+    def fetch_seconds(self, rows: float, requests: float) -> float:
+        return rows * self.row + requests * self.latency / self.speedup
+
+    def listing_seconds(self, rows: float) -> float:
+        return rows * self.row + math.ceil(rows / PAGE) * self.page_latency
+
 
 @dataclass(frozen=True)
 class Step:
@@ -117,7 +129,7 @@ def next_step(
     mixed = cat == MIXED
     k = int(mixed.sum())
     remote_total = int(remote_counts.sum())
-    listing = remote_total * costs.row + math.ceil(remote_total / PAGE) * costs.page_latency
+    listing = costs.listing_seconds(remote_total)
     if k == 0:
         return Step("fetch", n)
     both = int(((local_counts > 0) & (remote_counts > 0)).sum())
@@ -128,8 +140,7 @@ def next_step(
     def digest_cost(m: int) -> float:
         return min(m, remote_total) * costs.bucket + costs.page_latency
 
-    def fetch_cost(rows: float, requests: float) -> float:
-        return rows * costs.row + requests * costs.latency / costs.parallelism
+    fetch_cost = costs.fetch_seconds
 
     if p >= 0.95 and n < useful:
         probe = min(useful, n * PROBE_FACTOR)

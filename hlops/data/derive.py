@@ -206,9 +206,7 @@ def derive(
         return diff
 
     coarse = cmp.coarse_level(max(summary.count, remote_count))
-    started = time.perf_counter()
     digest = read_digest(client, dataset_id, key, coarse)
-    digest_seconds = time.perf_counter() - started - int((digest.counts > 0).sum()) * cmp.BUCKET_SECONDS
     diff.coarse, diff.coarse_hash = coarse, digest.items_hash
     diff.remote_rows, diff.remote_version = digest.total, digest.version
     lc, lx, _lb, ld = summary.fold(coarse)
@@ -225,7 +223,7 @@ def derive(
         digest.counts = np.full(coarse, -(-digest.total // coarse), np.int64)  # for grouping
         listing = True
     if costs is None and not listing and (cat == MIXED).any():
-        costs = _measure(client, dataset_id, key, coarse, cat, parallelism, digest_seconds)
+        costs = _measure(client, dataset_id, key, coarse, cat, parallelism)
     while not listing and (cat == MIXED).any():
         step = cmp.next_step(level, cat, lc, digest.counts, costs)
         if step.kind == "listing":
@@ -245,7 +243,7 @@ def derive(
     examples_from = diff.add_all if n_ex else None
     for group in groups:
         _compare_group(client, dataset_id, key, rows, diff, digest, cat, group, listing,
-                       examples_from, parallelism)
+                       examples_from, parallelism, costs)
         examples_from = None
     if n_ex and not diff.add_examples and diff.add_all_rows:
         diff.add_examples = first_keys(rows, key, diff.add_all, n_ex)
@@ -254,21 +252,22 @@ def derive(
 
 
 def _measure(client: Client, dataset_id: int, key: str | None, n: int, cat: np.ndarray,
-             parallelism: int, digest_seconds: float) -> cmp.Costs:
-    """What requests cost on this server: one differing bucket's rows are read (the
-    server's time to find a bucket varies a lot with how it indexes them), and the coarse
-    digest request's time stands for a page of the plain listing."""
-    bucket = int(np.flatnonzero(cat == MIXED)[0])
-    params = {"buckets": n, "bucket": bucket, "limit": cmp.PAGE}
-    if key is not None:
-        params["key"] = key
-    started = time.perf_counter()
-    page = client.request("GET", f"/datasets/{dataset_id}/digest", params=params)
-    elapsed = time.perf_counter() - started
-    rows = len(page.get("items") or ())
+             parallelism: int) -> cmp.Costs:
+    """What requests cost on this server, measured with two small reads: the rows of one
+    fine bucket inside a differing bucket (the time a server needs to find a bucket varies
+    a lot with how it indexes them), and the first page of the plain listing."""
+    fine_bucket = int(np.flatnonzero(cat == MIXED)[0])  # fine f lies in bucket f % n
+    base = {"key": key} if key is not None else {}
+
+    def timed(params: dict) -> float:
+        started = time.perf_counter()
+        page = client.request("GET", f"/datasets/{dataset_id}/digest", params={**base, **params})
+        rows = len(page.get("items") or ())
+        return max(5e-4, time.perf_counter() - started - rows * cmp.ROW_SECONDS)
+
     return cmp.Costs(
-        latency=max(5e-4, elapsed - rows * cmp.ROW_SECONDS),
-        page_latency=max(5e-4, digest_seconds),
+        latency=timed({"buckets": FINE, "bucket": fine_bucket, "limit": cmp.PAGE}),
+        page_latency=timed({"limit": cmp.PAGE}),
         parallelism=max(1, parallelism),
     )
 
@@ -306,22 +305,40 @@ def _groups(buckets: np.ndarray, local_counts: np.ndarray, remote_counts: np.nda
 def _compare_group(
     client: Client, dataset_id: int, key: str | None, rows: RowSource, diff: DataDiff,
     digest: RemoteDigest, cat: np.ndarray, group: np.ndarray, listing: bool,
-    examples_from: np.ndarray | None, parallelism: int,
+    examples_from: np.ndarray | None, parallelism: int, costs: cmp.Costs | None,
 ) -> None:
+    """Compare one group of buckets: their remote rows are read in a background thread
+    (bucket by bucket, or filtered from one listing) while a local pass collects theirs.
+
+    Bucket reads watch their own pace: when the first ones show that the rest would take
+    clearly longer than one listing of every row, they stop and the listing is read instead
+    (a server may find buckets much more slowly than the measured request suggested)."""
     n = digest.buckets
     in_group = np.zeros(n, bool)
     in_group[group] = True
     wanted_fine = cmp.expand(in_group & (cat == MIXED))
     fetch_fine = cmp.expand(in_group).tolist()
+    read_all = [listing]
+
+    def from_listing() -> list:
+        keep = lambda r: fetch_fine[cmp.remote_point(r, key is None) & FINE_MASK]  # noqa: E731
+        return list(read_all_rows(client, dataset_id, key, keep))
 
     def fetch() -> list:
-        out: list = []
         if listing:
-            out.extend(read_all_rows(
-                client, dataset_id, key, lambda r: fetch_fine[cmp.remote_point(r, key is None) & FINE_MASK]))
-        else:
-            for chunk in read_bucket_rows(client, dataset_id, key, n, group.tolist(), parallelism):
-                out.extend(chunk)
+            return from_listing()
+        out: list = []
+        started = time.perf_counter()
+        check_at = max(8, 2 * parallelism)
+        chunks = read_bucket_rows(client, dataset_id, key, n, group.tolist(), parallelism)
+        for done, chunk in enumerate(chunks, 1):
+            out.extend(chunk)
+            if done == check_at and costs is not None and len(group) > 2 * check_at:
+                rest = (len(group) - done) * (time.perf_counter() - started) / done
+                if rest > 1.5 * costs.listing_seconds(digest.total):
+                    chunks.close()
+                    read_all[0] = True
+                    return from_listing()
         return out
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hlops-fetch") as bg:
@@ -333,7 +350,7 @@ def _compare_group(
         else:
             local = {}
         remote = remote_future.result()
-    diff.remote_rows_read += len(remote) if not listing else digest.total
+    diff.remote_rows_read += digest.total if read_all[0] else len(remote)
     if key is None:
         cmp.compare_keyless(local, remote, diff.prune, diff.rows)
     else:
