@@ -174,7 +174,8 @@ class BackgroundServer:
             self._store = None
 
     def __enter__(self) -> BackgroundServer:
-        self.start()
+        if self._thread is None:
+            self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
