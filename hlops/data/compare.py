@@ -83,6 +83,7 @@ class Costs:
     parallelism: int = 4
     row: float = ROW_SECONDS
     bucket: float = BUCKET_SECONDS
+    adaptive: bool = True  # bucket reads may switch to the listing when they prove slow
 
     @property
     def speedup(self) -> float:

@@ -333,7 +333,7 @@ def _compare_group(
         chunks = read_bucket_rows(client, dataset_id, key, n, group.tolist(), parallelism)
         for done, chunk in enumerate(chunks, 1):
             out.extend(chunk)
-            if done == check_at and costs is not None and len(group) > 2 * check_at:
+            if done == check_at and costs is not None and costs.adaptive and len(group) > 2 * check_at:
                 rest = (len(group) - done) * (time.perf_counter() - started) / done
                 if rest > 1.5 * costs.listing_seconds(digest.total):
                     chunks.close()

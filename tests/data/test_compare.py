@@ -55,9 +55,10 @@ def test_a_small_change_spread_everywhere_probes_then_narrows():
     cat, lc, rc = _spread(1024, 977, 1.0)
     step = cmp.next_step(1024, cat, lc, rc)
     assert (step.kind, step.buckets) == ("refine", 1024 * cmp.PROBE_FACTOR)
-    # at 16,384 buckets (61 rows each), 10k changes touch ~46% of them: go finer still
+    # at 16,384 buckets (61 rows each), 10k changes touch ~46% of them: with a server
+    # that finds a bucket in a millisecond, go finer still
     cat, lc, rc = _spread(16384, 61, 0.46)
-    step = cmp.next_step(16384, cat, lc, rc)
+    step = cmp.next_step(16384, cat, lc, rc, cmp.Costs(latency=0.001))
     assert step.kind == "refine" and step.buckets == FINE
 
 

@@ -303,7 +303,8 @@ def test_twenty_thousand_rows_through_every_path(client, make_dataset, key):
     # 1% changed (spread over every coarse bucket), 50 added, 30 removed
     new = _edit(rows, changed=set(range(0, 20_000, 100)), removed=set(range(7, 20_000, 661)), added=50)
     outcomes = {}
-    paths = {"narrow": Costs(latency=0.002), "listing": Costs(latency=5.0),
+    paths = {"narrow": Costs(latency=0.0005, page_latency=0.0005, row=1e-3, adaptive=False),
+             "listing": Costs(latency=5.0),
              "coarse": Costs(latency=1e-6, bucket=1.0)}
     for name, costs in paths.items():
         diff = derive(client, ds, 20_000, FIELDS, key, list_source(new), prune=True,
