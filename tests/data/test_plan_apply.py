@@ -338,3 +338,24 @@ def test_plan_without_key_against_a_dataset_that_has_one(client, make_dataset):
     put_raw(client, ds, rows)
     change = plan(client, ds, _edit(rows, changed={3}), key=None, prune=True, remote=1500)
     assert (change.add, change.remove, change.change, change.unchanged) == (1, 1, 0, 1499)
+
+
+def test_apply_rereads_through_the_unchecked_source_when_offered(client, make_dataset):
+    ds = make_dataset()
+    rows = make_rows(300)
+    calls = {"checked": 0, "unchecked": 0}
+    inner = list_source(rows)
+
+    def checked():
+        calls["checked"] += 1
+        return inner()
+
+    def unchecked():
+        calls["unchecked"] += 1
+        return inner()
+
+    checked.unchecked = unchecked
+    change = plan_data(client, ds, 0, FIELDS, KEY, checked, prune=False)
+    assert calls == {"checked": 1, "unchecked": 0}
+    report = apply_data(client, ds, change, FIELDS, KEY, checked, prune=False)
+    assert report.added == 300 and calls == {"checked": 1, "unchecked": 1}
