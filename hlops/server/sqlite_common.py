@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
-from hlops.server.store import VersionMismatch
+from hlops.server.store import Invalid, VersionMismatch
 
 T = TypeVar("T")
 SQL_PARAMS = 500  # values bound per IN (...) list
@@ -39,3 +39,22 @@ def page_of(rows: list[Any], limit: int, cursor_of: Any) -> tuple[list[Any], Any
         rows = rows[:limit]
         return rows, cursor_of(rows[-1])
     return rows, None
+
+
+def int_cursor(after: Any) -> int:
+    """A decoded id cursor (0 for the first page), or a 422."""
+    if after is None:
+        return 0
+    if type(after) is not int or not 0 <= after < 1 << 63:
+        raise Invalid.one(("query", "cursor"), "invalid cursor", "cursor")
+    return after
+
+
+def pair_cursor(after: Any, parts: int) -> tuple[int, int]:
+    """A decoded ``[part, id]`` cursor, or a 422."""
+    if (
+        isinstance(after, list) and len(after) == 2 and all(type(x) is int for x in after)
+        and 0 <= after[0] < parts and 0 <= after[1] < 1 << 63
+    ):
+        return after[0], after[1]
+    raise Invalid.one(("query", "cursor"), "invalid cursor", "cursor")

@@ -5,51 +5,30 @@ before taking the write lock (:func:`hlops.server.rows.prepare`), then insert wi
 ``executemany`` in one transaction. If the dataset's fields or key changed in between (a
 concurrent PATCH), the rows are prepared again under the lock.
 
-A digest never parses datapoint JSON when it uses the dataset's own key: it reads the
-stored hash and point of each datapoint (concatenated by SQLite in chunks, grouped by
-numpy, see :mod:`hlops.server.digest`) and keeps the finest summary of the last few
-dataset versions in memory. A digest by another field (``?key=`` that is not the dataset's
-key) has to read and parse every datapoint: correct, but slower.
+Digests are in :mod:`hlops.server.sqlite_digest`.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import threading
-from collections import OrderedDict
 from itertools import repeat
 from typing import Any
 
 import orjson
 
 from hlops import canonical
-from hlops.server.digest import FineSummary, fine_bucket
 from hlops.server.rows import (
-    PARTS,
     Prepared,
-    bucket_parts,
     duplicate_keys,
     duplicate_message,
     prepare,
     stored_point,
 )
-from hlops.server.sqlite_common import check_version, chunks, marks, now, page_of
+from hlops.server.sqlite_common import check_version, chunks, int_cursor, marks, now, page_of
 from hlops.server.store import Conflict, Invalid, NotFound, Page
-
-DIGEST_CHUNK = 100_000  # datapoints per SQL round trip of a digest scan
-# a row of the row digest, as JSON text made by SQLite (the key of a keyless dataset is its hash)
-ROW_JSON = (
-    "json_object('id', id, 'key', coalesce(key, lower(hex(hash))), 'hash', lower(hex(hash)), "
-    "'annotations', annotations)"
-)
-SUMMARY_CACHE = 4  # fine summaries kept in memory (dataset, version, key)
-
 
 class DatasetsMixin:
     """Needs ``_read()``, ``_write()`` and ``_answer()`` from :class:`SqliteStore`."""
-
-    _summaries: OrderedDict
-    _summaries_lock: threading.Lock
 
     # ------------------------------------------------------------------ reading helpers
 
@@ -135,7 +114,7 @@ class DatasetsMixin:
             return self._answer(con, org, idem, result)
 
     def list_datasets(self, org: int, name: str | None, page: Page) -> dict:
-        after = _int_cursor(page.after)
+        after = int_cursor(page.after)
         sql = "SELECT * FROM datasets WHERE org_id = ? AND id > ?"
         args: list[Any] = [org, after]
         if name is not None:
@@ -277,7 +256,7 @@ class DatasetsMixin:
         return taken
 
     def list_datapoints(self, org: int, dataset_id: int, fields: list[str] | None, page: Page) -> dict:
-        after = _int_cursor(page.after)
+        after = int_cursor(page.after)
         with self._read() as con:
             self._dataset(con, org, dataset_id)
             if fields is not None:
@@ -402,133 +381,6 @@ class DatasetsMixin:
         con.execute("UPDATE datapoints SET key = NULL WHERE dataset_id = ?", (dataset_id,))
         con.executemany("UPDATE datapoints SET point = ?, key = ? WHERE dataset_id = ? AND id = ?", updates)
 
-    # ------------------------------------------------------------------ digests
-
-    def digest_buckets(self, org: int, dataset_id: int, key: str | None, buckets: int) -> dict:
-        with self._read() as con:
-            row = self._dataset(con, org, dataset_id)
-            key = self._digest_key(con, row, key)
-            summary = self._summary(con, row, key)
-        return {
-            "key": key,
-            "buckets": buckets,
-            "datapoint_count": row["datapoint_count"],
-            "version": row["version"],
-            "items": summary.fold(buckets),
-        }
-
-    def _digest_key(self, con: sqlite3.Connection, row: sqlite3.Row, key: str | None) -> str | None:
-        """The key a digest uses: ``key`` if given (it must be a field), else the dataset's."""
-        if key is None:
-            return row["key_field"]
-        fields = self._field_types(con, row["id"])
-        if key not in fields:
-            raise Invalid.one(
-                ("query", "key"),
-                f"key {key!r} is not a field of this dataset; its fields are: " + ", ".join(fields),
-                "unknown_field",
-            )
-        return key
-
-    def _summary(self, con: sqlite3.Connection, row: sqlite3.Row, key: str | None) -> FineSummary:
-        cache_key = (row["id"], row["version"], key)
-        with self._summaries_lock:
-            hit = self._summaries.get(cache_key)
-            if hit is not None:
-                self._summaries.move_to_end(cache_key)
-                return hit
-        summary = FineSummary()
-        if key == row["key_field"]:
-            after = 0
-            while True:
-                hexes, fine, last, n = con.execute(
-                    "SELECT group_concat(hex(hash), ''), group_concat(point & 65535), max(id), count(*) "
-                    "FROM (SELECT hash, point, id FROM datapoints WHERE dataset_id = ? AND id > ? "
-                    "ORDER BY id LIMIT ?)",
-                    (row["id"], after, DIGEST_CHUNK),
-                ).fetchone()
-                if not n:
-                    break
-                summary.add_hex_chunk(hexes, fine)
-                after = last
-        else:
-            fine, hashes = [], []
-            for _id, text, digest in self._keyed_scan(con, row["id"], key):
-                fine.append(fine_bucket(canonical.key_point(text)))
-                hashes.append(digest)
-            summary.add_points(fine, hashes)
-        with self._summaries_lock:
-            self._summaries[cache_key] = summary
-            while len(self._summaries) > SUMMARY_CACHE:
-                self._summaries.popitem(last=False)
-        return summary
-
-    @staticmethod
-    def _keyed_scan(con: sqlite3.Connection, dataset_id: int, key: str):
-        """``(id, key text, hash)`` of every datapoint by another field than the dataset's
-        key; a datapoint without a value for it is keyed by its hash."""
-        for dp_id, digest, data in con.execute(
-            "SELECT id, hash, data FROM datapoints WHERE dataset_id = ? ORDER BY id", (dataset_id,)
-        ):
-            text = canonical.key_text(orjson.loads(data), key, "")
-            yield dp_id, (text if text is not None else digest.hex()), digest
-
-    def digest_rows(
-        self, org: int, dataset_id: int, key: str | None, buckets: int | None, bucket: int | None, page: Page
-    ) -> dict:
-        with self._read() as con:
-            row = self._dataset(con, org, dataset_id)
-            key = self._digest_key(con, row, key)
-            if key != row["key_field"]:
-                return self._digest_rows_slow(con, dataset_id, key, buckets, bucket, page)
-            if bucket is None:
-                after = _int_cursor(page.after)
-                rows = con.execute(
-                    f"SELECT id, {ROW_JSON} FROM datapoints WHERE dataset_id = ? AND id > ? "
-                    "ORDER BY id LIMIT ?",
-                    (dataset_id, after, page.limit + 1),
-                ).fetchall()
-                rows, next_cursor = page_of(rows, page.limit, lambda r: r[0])
-            else:
-                parts = bucket_parts(buckets, bucket)
-                sql = (
-                    f"SELECT id, {ROW_JSON}, (point & 255) FROM datapoints "
-                    f"WHERE dataset_id = ? AND (point & 255) IN ({marks(len(parts))})"
-                )
-                args: list[Any] = [dataset_id, *parts]
-                if buckets > PARTS:
-                    sql += " AND (point & ?) = ?"
-                    args += [buckets - 1, bucket]
-                if page.after is not None:
-                    part, after_id = _pair_cursor(page.after)
-                    sql += " AND ((point & 255), id) > (?, ?)"
-                    args += [part, after_id]
-                rows = con.execute(
-                    sql + " ORDER BY (point & 255), id LIMIT ?", (*args, page.limit + 1)
-                ).fetchall()
-                rows, next_cursor = page_of(rows, page.limit, lambda r: [r[2], r[0]])
-        # each row is already JSON, built by SQLite: embed it as is
-        return {"items": [orjson.Fragment(r[1]) for r in rows], "next_cursor": next_cursor}
-
-    def _digest_rows_slow(
-        self, con: sqlite3.Connection, dataset_id: int, key: str, buckets: int | None, bucket: int | None, page: Page
-    ) -> dict:
-        after = _int_cursor(page.after)
-        counts = dict(con.execute(
-            "SELECT id, annotations FROM datapoints WHERE dataset_id = ? AND id > ?", (dataset_id, after)
-        ).fetchall())
-        items = []
-        for dp_id, text, digest in self._keyed_scan(con, dataset_id, key):
-            if dp_id <= after:
-                continue
-            if bucket is not None and canonical.key_point(text) % buckets != bucket:
-                continue
-            items.append({"id": dp_id, "key": text, "hash": digest.hex(), "annotations": counts.get(dp_id, 0)})
-            if len(items) > page.limit:
-                break
-        items, next_cursor = page_of(items, page.limit, lambda r: r["id"])
-        return {"items": items, "next_cursor": next_cursor}
-
 
 # ---------------------------------------------------------------------- pure helpers
 
@@ -577,20 +429,3 @@ def _refuse_duplicates(prepared: Prepared, key: str | None) -> None:
     dups = duplicate_keys(prepared.keys)
     if dups:
         raise Conflict(duplicate_message(key or "", dups, "within this request"))
-
-
-def _int_cursor(after: Any) -> int:
-    if after is None:
-        return 0
-    if type(after) is not int or not 0 <= after < 1 << 63:
-        raise Invalid.one(("query", "cursor"), "invalid cursor", "cursor")
-    return after
-
-
-def _pair_cursor(after: Any) -> tuple[int, int]:
-    if (
-        isinstance(after, list) and len(after) == 2 and all(type(x) is int for x in after)
-        and 0 <= after[0] < PARTS and 0 <= after[1] < 1 << 63
-    ):
-        return after[0], after[1]
-    raise Invalid.one(("query", "cursor"), "invalid cursor", "cursor")

@@ -22,7 +22,7 @@ import orjson
 
 from hlops import canonical
 from hlops.server.project_rules import Problems, check_io, normalise_io, normalise_users, patch_io
-from hlops.server.sqlite_common import check_version, chunks, marks, now, page_of
+from hlops.server.sqlite_common import check_version, chunks, int_cursor, marks, now, page_of
 from hlops.server.store import Conflict, Invalid, NotFound, Page
 
 TASK_VALUE_SQL = {
@@ -156,9 +156,7 @@ class ProjectsMixin:
         )
 
     def list_projects(self, org: int, name: str | None, page: Page) -> dict:
-        after = page.after if page.after is not None else 0
-        if type(after) is not int or not 0 <= after < 1 << 63:
-            raise Invalid.one(("query", "cursor"), "invalid cursor", "cursor")
+        after = int_cursor(page.after)
         sql, args = "SELECT * FROM projects WHERE org_id = ? AND id > ?", [org, after]
         if name is not None:
             sql += " AND name = ?"

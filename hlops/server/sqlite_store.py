@@ -14,8 +14,9 @@
   inputs/outputs (``project_io``) and the fields they read (``project_sources``);
   annotations; API key digests and organisations; idempotency records.
 
-The data work lives in two mixins, :mod:`sqlite_datasets` and :mod:`sqlite_projects`;
-this module holds connections, transactions, the schema, organisations and idempotency.
+The data work lives in mixins -- :mod:`sqlite_datasets`, :mod:`sqlite_digest`,
+:mod:`sqlite_projects`; this module holds connections, transactions, the schema,
+organisations and idempotency.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import Any
 import orjson
 
 from hlops.server.sqlite_datasets import DatasetsMixin
+from hlops.server.sqlite_digest import DigestMixin
 from hlops.server.sqlite_projects import ProjectsMixin
 from hlops.server.store import Conflict, Idem, Replay
 
@@ -146,7 +148,7 @@ CREATE INDEX IF NOT EXISTS idempotency_created ON idempotency (created);
 """
 
 
-class SqliteStore(DatasetsMixin, ProjectsMixin):
+class SqliteStore(DatasetsMixin, DigestMixin, ProjectsMixin):
     """A :class:`hlops.server.store.Store` in one SQLite file."""
 
     def __init__(self, path: str | Path, *, sync: str = "normal", checkpoint_bytes: int = CHECKPOINT_BYTES):
