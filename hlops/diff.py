@@ -19,6 +19,10 @@ from hlops.kinds.base import RemoteIndex
 from hlops.plan import Action, AttributeChange, ResourceChange
 
 
+# The note that marks a delete made by --prune (renderers show those in a section of their own).
+PRUNE_NOTE = "pruned: owned by this repository (hlops.yaml `owns`) and declared by no manifest"
+
+
 @dataclass(frozen=True)
 class Desired:
     """One resource as the manifests want it."""
@@ -163,7 +167,7 @@ def diff(
         a = remote[address]
         owned = options.owns is not None and options.owns.owns(a.name)
         if options.prune and owned and not _filtered_out(address, options):
-            changes[address] = _delete(a, prevent=False, notes=("pruned: owned by this repository and declared by no manifest",))
+            changes[address] = _delete(a, prevent=False, notes=(PRUNE_NOTE,))
 
     changes = _cascade_replacements(changes, index)
     ordered = sorted(changes.values(), key=lambda c: (KINDS[c.kind].level, c.name))

@@ -28,6 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 FORMAT_VERSION = "1"
 
+# How a datapoint diff was computed and what it will cost: not part of a plan's identity.
+_VOLATILE_DATA = ("bytes_to_send", "calls", "estimated_seconds", "buckets", "remote_rows_read")
+
 
 class Action(str, Enum):
     CREATE = "create"
@@ -188,8 +191,20 @@ class Plan(_Frozen):
 
     @property
     def id(self) -> str:
-        """A short content hash: two plans with the same id make the same changes."""
-        body = self.model_dump(mode="json")
+        """A short content hash: two plans with the same id make the same changes.
+
+        It covers what the plan does and what it was made against (changes, remote ids and
+        versions, data fingerprints, manifests, targets), not where or how it was computed:
+        the base URL, the hlops version and the datapoint cost estimates (bytes, calls,
+        seconds, the digest level read) are left out, so planning the same state twice — on
+        a pull request, then on main after the merge — gives the same id.
+        """
+        body = self.model_dump(mode="json", exclude={"base_url", "hlops_version"})
+        for change in body["changes"]:
+            data = change.get("data")
+            if data:
+                for volatile in _VOLATILE_DATA:
+                    data.pop(volatile, None)
         return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]
 
     def change_for(self, address: str) -> ResourceChange | None:

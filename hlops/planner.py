@@ -98,8 +98,30 @@ def build_plan(
         unmanaged=tuple(unmanaged),
         prune=options.prune,
         destroy_mode=options.destroy,
+        notes=tuple(ownership_notes(config.settings.owns, unmanaged, options.prune)),
     )
     return plan, state
+
+
+def ownership_notes(owns: Any, unmanaged: list[str], prune: bool, shown: int = 20) -> list[str]:
+    """What a plan says about ownership: owned remote resources that no manifest declares
+    (``--prune`` would delete them), or a ``--prune`` that cannot delete anything."""
+    notes = []
+    if prune and (owns is None or owns.empty):
+        notes.append(
+            "--prune deletes nothing: hlops.yaml `owns` names no prefix or name, so this "
+            "repository owns nothing"
+        )
+    owned = [a for a in unmanaged if owns is not None and owns.owns(a.split("/", 1)[1])]
+    if owned:
+        listed = ", ".join(owned[:shown]) + (f" and {len(owned) - shown:,} more" if len(owned) > shown else "")
+        n = len(owned)
+        notes.append(
+            f"{n} remote resource{'s' if n != 1 else ''} owned by this repository (hlops.yaml "
+            f"`owns`) but declared by no manifest: {listed}. `hlops plan --prune` deletes "
+            f"{'them' if n != 1 else 'it'}; `hlops pull --all` writes {'them' if n != 1 else 'it'} as manifests."
+        )
+    return notes
 
 
 def _with_data(

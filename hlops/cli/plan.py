@@ -42,11 +42,13 @@ def _paths(paths: tuple[Path, ...]) -> list[Path]:
 @plan_shape_options
 @click.option("-o", "--out", type=click.Path(path_type=Path), help="Save the plan (JSON) for `hlops apply FILE`.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (docs/plan-format.md).")
-@click.option("--markdown", is_flag=True, help="Print the plan as markdown for a pull-request comment.")
-@click.option("--show-data", is_flag=True, help="Show a few example keys of the datapoints that change (never their content).")
+@click.option("--markdown", is_flag=True, help="Print the plan as markdown for a pull-request comment (several parts, if long, separated by blank lines; see --markdown-dir).")
+@click.option("--markdown-dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR", help="Also write the markdown comment(s) to DIR/plan-1.md, plan-2.md ... (one file per part, each under 65,000 characters); older plan-*.md in DIR are removed.")
+@click.option("--title", default="hlops plan", show_default=True, help="The markdown heading.")
+@click.option("--show-data", is_flag=True, help="Show a few example keys of the datapoints that change (never their content; not in markdown).")
 @color_option
 @connection_options
-def plan_command(paths, targets, prune, out, as_json, markdown, show_data, no_color, local, base_url, api_key):
+def plan_command(paths, targets, prune, out, as_json, markdown, markdown_dir, title, show_data, no_color, local, base_url, api_key):
     """Show what apply would change. Exit 0: no changes, 2: changes, 1: error."""
     from hlops import api
 
@@ -59,19 +61,41 @@ def plan_command(paths, targets, prune, out, as_json, markdown, show_data, no_co
     plan = result.plan
     if out:
         api.save_plan(plan, out)
-    _print_plan(plan, as_json, markdown, no_color)
+    _print_plan(plan, as_json, markdown, no_color, title)
+    if markdown_dir:
+        written = write_markdown_parts(_markdown_parts(plan, title), markdown_dir)
+        click.echo(f"Wrote {len(written)} markdown part{'s' if len(written) != 1 else ''} to {markdown_dir}/", err=True)
     if out and not as_json:
         click.echo(f"Saved the plan to {out}; apply it with: hlops apply {out}", err=True)
     sys.exit(EXIT_CHANGES if plan.has_changes else EXIT_NO_CHANGES)
 
 
-def _print_plan(plan: Any, as_json: bool, markdown: bool, no_color: bool) -> None:
+def write_markdown_parts(parts: list[str], directory: Path, stem: str = "plan") -> list[Path]:
+    """``DIR/plan-1.md`` ... one file per part; stale ``plan-*.md`` of a longer run removed."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for old in directory.glob(f"{stem}-*.md"):
+        old.unlink()
+    written = []
+    for i, part in enumerate(parts, 1):
+        path = directory / f"{stem}-{i}.md"
+        path.write_text(part, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def _markdown_parts(plan: Any, title: str) -> list[str]:
+    from hlops.render.markdown import render_parts
+
+    return render_parts(plan, title)
+
+
+def _print_plan(plan: Any, as_json: bool, markdown: bool, no_color: bool, title: str = "hlops plan") -> None:
     from hlops import api
 
     if as_json:
         click.echo(api.render_json(plan), nl=False)
     elif markdown:
-        click.echo("\n\n".join(api.render_markdown(plan)), nl=False)
+        click.echo("\n\n".join(_markdown_parts(plan, title)), nl=False)
     else:
         click.echo(api.render_text(plan, color=use_color(no_color)), nl=False)
 

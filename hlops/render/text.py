@@ -12,6 +12,7 @@ from hlops.render.values import (
     cost_line,
     data_line,
     flatten,
+    is_pruned,
     is_text_block,
     show,
     text_diff,
@@ -44,21 +45,40 @@ class _Out:
 def render(plan: Plan, color: bool = False, show_noop: bool = False) -> str:
     out = _Out(color)
     changed = [c for c in plan.changes if c.has_changes]
-    if not changed and not plan.unmanaged:
+    if not changed:
         out.add(out.style("No changes.", bold=True) + " The remote matches the manifests.")
-        return "\n".join(out.lines) + "\n"
-    if changed:
+        if not plan.unmanaged and not plan.notes:
+            return "\n".join(out.lines) + "\n"
+        out.add()
+    else:
         out.add("hlops will perform the following actions:")
         out.add()
     for change in plan.changes:
-        if change.has_changes or show_noop:
+        if (change.has_changes or show_noop) and not is_pruned(change):
             _resource(out, change)
+    pruned = [c for c in plan.changes if is_pruned(c)]
+    if pruned:
+        out.add(out.style("── Pruned (--prune) " + "─" * 50, "red", bold=True))
+        out.add(
+            out.style("Owned by this repository (hlops.yaml `owns`) and declared by no manifest:", bold=True)
+            + f" {len(pruned)} resource{'s' if len(pruned) != 1 else ''} will be destroyed."
+        )
+        out.add()
+        for change in pruned:
+            _resource(out, change)
+        out.add(out.style("─" * 70, "red", bold=True))
+        out.add()
     if plan.unmanaged:
         out.add(out.style("Remote resources no manifest declares", bold=True) + " (left alone):")
         for address in plan.unmanaged:
             out.add(f"  ? {address}")
         out.add()
+    for note in plan.notes:
+        out.add(f"Note: {note}")
+        out.add()
     _warnings(out, plan)
+    if not changed:
+        return "\n".join(out.lines).rstrip("\n") + "\n"
     summary = plan.summary
     out.add(out.style(summary.line, bold=True))
     if summary.rows_add or summary.rows_change or summary.rows_remove:

@@ -25,6 +25,12 @@ def risk_key(change: ResourceChange) -> tuple[int, int, str]:
     return (0 if change.data_loss else 1, RISK_ORDER[change.action], change.address)
 
 
+def is_pruned(change: ResourceChange) -> bool:
+    """A delete made by ``--prune`` (see ``hlops.diff.PRUNE_NOTE``): an owned remote
+    resource no manifest declares."""
+    return change.action == Action.DELETE and any(n.startswith("pruned:") for n in change.notes)
+
+
 def show(value: Any) -> str:
     """A value on one line: strings quoted, lists and maps compact, nothing as (none)."""
     if value is None:
