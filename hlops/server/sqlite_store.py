@@ -198,7 +198,7 @@ class SqliteStore(DatasetsMixin, DigestMixin, ProjectsMixin):
             con.execute("PRAGMA cache_size=-131072")  # 128 MiB: an upload's index pages stay hot
             con.execute("PRAGMA wal_autocheckpoint=0")  # the checkpoint thread does it
         else:
-            con.execute("PRAGMA cache_size=-32768")
+            con.execute("PRAGMA cache_size=-8192")  # reads lean on mmap; one per worker thread
             con.execute("PRAGMA mmap_size=268435456")
             con.execute("PRAGMA query_only=1")
         return con
