@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-import os
 import uuid
-from types import SimpleNamespace
 
 import pytest
 
@@ -12,14 +10,9 @@ from dp_helpers import FIELDS
 
 
 @pytest.fixture
-def srv(request):
-    url = os.environ.get("DP_STUB_URL")  # development only: a throwaway stub server
-    if url:
-        return SimpleNamespace(url=url, api_key="k")
-    try:
-        return request.getfixturevalue("server")
-    except pytest.FixtureLookupError:  # the server's test support is not there yet
-        pytest.skip("the reference server's `server` fixture is not available")
+def srv(server):
+    """The reference server subprocess of this test module (tests/conftest.py)."""
+    return server
 
 
 @pytest.fixture
