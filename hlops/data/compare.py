@@ -50,6 +50,13 @@ def coarse_level(rows: int) -> int:
     return min(FINE, 1 << (need - 1).bit_length())
 
 
+def listing_level(remote_rows: int) -> int:
+    """The digest level read before a listing of every row: about 4 rows a bucket, so
+    the rows kept from the listing are those of the (small) buckets that differ."""
+    need = max(1, math.ceil(remote_rows / 4))
+    return min(FINE, 1 << (need - 1).bit_length())
+
+
 def classify(
     local_counts: np.ndarray,
     local_xor: np.ndarray,

@@ -226,10 +226,16 @@ def derive(
         costs = _measure(client, dataset_id, key, coarse, cat, parallelism)
     while not listing and (cat == MIXED).any():
         step = cmp.next_step(level, cat, lc, digest.counts, costs)
-        if step.kind == "listing":
-            listing = True
-        if step.kind != "refine":
+        if step.kind == "fetch":
             break
+        if step.kind == "listing":
+            # every row will be read anyway; a fine digest first (small next to that
+            # listing) marks which rows differ, so only those are kept and compared
+            listing = True
+            finest = cmp.listing_level(digest.total)
+            if finest <= level:
+                break
+            step = cmp.Step("refine", finest)
         level = step.buckets
         digest = read_digest(client, dataset_id, key, level)
         lc, lx, _lb, ld = summary.fold(level)
