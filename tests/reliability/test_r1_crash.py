@@ -1,0 +1,195 @@
+"""R1 -- crash at every call: an apply SIGKILLed right after any call converges on the next
+run, with no duplicate resource and no duplicate or missing datapoint.
+
+A loopback proxy in front of the reference server counts the answers; armed with ``k``, it
+relays answer ``k``, SIGKILLs the apply process and forwards nothing more (``when="before"``:
+the server did call ``k`` but the answer is never relayed -- a crash with a lost response).
+With ``--parallelism 1`` the server has then seen exactly ``k`` calls. Every ``k`` from 1
+to the number of calls of a fault-free apply is tried, each in an organisation of its own
+(the server isolates them), then apply runs again, ``plan`` must exit 0, and the state must
+equal the manifests (names, datapoint counts, every row's key and hash).
+
+The killed applies are children forked from a pre-imported hlops (``zygote.py``) -- real
+processes, real SIGKILL, without paying the interpreter start-up each time; a few kills
+at random points hit a plain ``python -m hlops`` subprocess with the default parallelism.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import pytest
+from killing_proxy import KillingProxy
+from rel_support import FULL, Org, cli_env, expected_state, make_examples, org_server, run_inprocess, spawn, state_problems, write_bulk
+from zygote import Zygote
+
+ORGS = 400 if FULL else 120
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory):
+    base = tmp_path_factory.mktemp("r1")
+    srv = org_server(base / "server", orgs=ORGS)
+    proxy = KillingProxy(srv.url)
+    zyg = Zygote()
+    rig = {"base": base, "srv": srv, "proxy": proxy, "zygote": zyg, "next_org": 2}
+    try:
+        yield rig
+    finally:
+        zyg.close()
+        proxy.close()
+        srv.close()
+
+
+def fresh_org(rig) -> Org:
+    i = rig["next_org"]
+    rig["next_org"] += 1
+    return Org(rig["srv"].url, rig["srv"].org_keys[i])
+
+
+def trees(rig) -> dict[str, list[Path]]:
+    if "trees" not in rig:
+        rig["trees"] = _trees(rig["base"])
+    return rig["trees"]
+
+
+def _trees(base: Path) -> dict[str, list[Path]]:
+    examples = make_examples(base / "examples")
+    bulk = [write_bulk(base / "bulk" / "bulk")]
+    out = {"examples": examples, "bulk": bulk}
+    if FULL:
+        out["examples+bulk"] = examples + bulk
+    return out
+
+
+def apply_args(paths: list[Path], parallelism: int | None) -> list[str]:
+    args = ["apply", *map(str, paths), "--auto-approve"]
+    return args + (["--parallelism", str(parallelism)] if parallelism else [])
+
+
+def killed_run(rig, org: Org, paths, home: Path, k: int, when: str, parallelism: int | None, real: bool = False) -> tuple[int, int | None]:
+    """Start an apply as ``org`` and SIGKILL it at answer ``k``. Returns (exit code, the
+    answer it was killed at)."""
+    proxy, base = rig["proxy"], rig["base"]
+    proxy.reset()
+    log = base / "killed.log"
+    if real:
+        proc = spawn(apply_args(paths, parallelism), proxy.url, org.key, home, base, log)
+        proxy.arm(proc.pid, k, when)
+        code = proc.wait(120)
+    else:
+        env = cli_env(proxy.url, org.key, home)
+        pid = rig["zygote"].start(apply_args(paths, parallelism), env, base, log)
+        proxy.arm(pid, k, when)
+        code = rig["zygote"].wait()
+    killed_at = proxy.killed_at
+    proxy.reset()
+    return code, killed_at
+
+
+def converge(rig, org: Org, paths, home: Path, expected: dict) -> tuple[list[str], int]:
+    """Apply again, plan (exit 0), and compare the state; returns (problems, calls of the
+    rerun)."""
+    proxy = rig["proxy"]
+    proxy.reset()
+    again = run_inprocess(apply_args(paths, None), proxy.url, org.key, home, rig["base"])
+    calls = proxy.answers
+    problems = [] if again.code == 0 else [f"the rerun failed: {again}"]
+    plan = run_inprocess(["plan", *map(str, paths)], proxy.url, org.key, home, rig["base"])
+    if plan.code != 0:
+        problems.append(f"plan after the rerun exits {plan.code}: {plan}")
+    problems += state_problems(org, expected)
+    return problems, calls
+
+
+def cleanup(org: Org) -> None:
+    """Keep the server's database small: drop what this organisation holds."""
+    for p in org.all("/projects"):
+        org.call("DELETE", f"/projects/{p['id']}")
+    for d in org.all("/datasets"):
+        org.call("DELETE", f"/datasets/{d['id']}", params={"force": "true"})
+
+
+def baseline(rig, paths, home: Path, parallelism: int | None) -> list[str]:
+    """The calls of a fault-free apply (method and path), in order."""
+    org = fresh_org(rig)
+    proxy = rig["proxy"]
+    proxy.reset()
+    env = cli_env(proxy.url, org.key, home)
+    rig["zygote"].start(apply_args(paths, parallelism), env, rig["base"], rig["base"] / "baseline.log")
+    code = rig["zygote"].wait()
+    assert code == 0, (rig["base"] / "baseline.log").read_text()[-3000:]
+    calls = [f"{x.method} {x.path}" for x in proxy.calls()]
+    cleanup(org)
+    return calls
+
+
+def sweep(rig, name: str, paths: list[Path], when: str, record) -> None:
+    expected = expected_state(paths)
+    home = rig["base"] / f"home-{name}"
+    calls = baseline(rig, paths, home, 1)
+    n = len(calls)
+    assert sum(c.startswith("PUT ") for c in calls) >= (3 if "bulk" in name else 1)
+    failures, rerun_calls = [], []
+    started = time.monotonic()
+    for k in range(1, n + 1):
+        org = fresh_org(rig)
+        code, killed_at = killed_run(rig, org, paths, home, k, when, 1)
+        if code != -9 or killed_at != k:
+            failures.append(f"k={k} ({calls[k - 1]}): not killed there (exit {code}, at {killed_at})")
+            continue
+        problems, rerun = converge(rig, org, paths, home, expected)
+        rerun_calls.append(rerun)
+        if problems:
+            failures.append(f"k={k} (killed after {calls[k - 1]}): " + "; ".join(problems))
+        if "bulk" in name:
+            cleanup(org)
+    record("R1", cases=n, passed=n - len(failures), tree=name, kill=when, calls=n,
+           puts=sum(c.startswith("PUT ") for c in calls), rerun_calls_max=max(rerun_calls, default=0),
+           seconds=round(time.monotonic() - started, 1))
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("name", ["examples", "bulk", "examples+bulk"])
+def test_kill_after_every_call_converges(rig, name, record):
+    paths = trees(rig).get(name)
+    if paths is None:
+        pytest.skip("the combined tree runs with HLOPS_RELIABILITY_FULL=1")
+    sweep(rig, name, paths, "after", record)
+
+
+@pytest.mark.parametrize("name", ["examples", "bulk"])
+def test_kill_with_a_lost_answer_converges(rig, name, record):
+    """The server did call k, the client never heard of it and dies."""
+    if not FULL and name == "bulk":
+        pytest.skip("runs with HLOPS_RELIABILITY_FULL=1")
+    sweep(rig, name, trees(rig)[name], "before", record)
+
+
+def test_random_kills_with_default_parallelism(rig, record):
+    """Kills at random points of an apply with four calls in flight (the answers after the
+    kill point still reach the server: lost answers), some in a plain subprocess."""
+    t = trees(rig)
+    paths = t["examples"] + t["bulk"]
+    expected = expected_state(paths)
+    home = rig["base"] / "home-random"
+    n = len(baseline(rig, paths, home, None))
+    rng = random.Random(2024)
+    runs = 12 if FULL else 5
+    failures = []
+    for i in range(runs):
+        k = rng.randint(1, n)
+        org = fresh_org(rig)
+        real = i < 2
+        code, killed_at = killed_run(rig, org, paths, home, k, rng.choice(["after", "before"]), None, real=real)
+        if code != -9:
+            failures.append(f"k={k}: not killed (exit {code})")
+            continue
+        problems, _ = converge(rig, org, paths, home, expected)
+        if problems:
+            failures.append(f"k={k}{' (subprocess)' if real else ''}: " + "; ".join(problems))
+        cleanup(org)
+    record("R1", cases=runs, passed=runs - len(failures), tree="examples+bulk", kill="random", calls=n, parallelism=4)
+    assert not failures, "\n".join(failures)
