@@ -232,14 +232,21 @@ class Applier:
     def _create(self, kind: Any, change: ResourceChange) -> dict:
         with self._lock:
             call = kind.create_call(change.after, self.index)
-        try:
-            return self._send(call)
-        except AmbiguousCreate:
-            # The answer was lost: it may or may not exist now. Look before sending again.
-            existing = self._find_by_name(kind, change.name)
-            if existing is not None:
-                return existing
-            return self._send(call)
+        opts = self.client.options
+        for attempt in range(opts.retries + 1):
+            try:
+                return self._send(call)
+            except AmbiguousCreate:
+                # The answer was lost: it may or may not exist now. Look before sending
+                # again -- as often as the client retries any other call (the second
+                # attempt can be lost too).
+                if attempt == opts.retries:
+                    raise
+                existing = self._find_by_name(kind, change.name)
+                if existing is not None:
+                    return existing
+                time.sleep(min(opts.backoff_max, opts.backoff_factor * 2**attempt))
+        raise AssertionError("unreachable")
 
     def _update(self, kind: Any, change: ResourceChange) -> dict | None:
         with self._lock:
