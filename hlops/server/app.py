@@ -28,6 +28,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from hlops import __version__
@@ -202,6 +203,10 @@ def _install_errors(app: FastAPI) -> None:
             media_type="application/json",
             headers=getattr(exc, "headers", None),
         )
+
+    @app.exception_handler(ClientDisconnect)
+    async def gone(_request: Request, _exc: ClientDisconnect) -> Response:  # nobody reads it
+        return Response(orjson.dumps({"detail": "the client went away"}), status_code=400, media_type="application/json")
 
     @app.exception_handler(Exception)
     async def crash(_request: Request, _exc: Exception) -> Response:  # logged by uvicorn

@@ -41,6 +41,7 @@ from hlops.server.store import Conflict, Idem, Replay
 SCHEMA_VERSION = 1
 IDEMPOTENCY_TTL = 24 * 3600
 CHECKPOINT_BYTES = 64 * 1024 * 1024  # WAL size that triggers a background checkpoint
+IDLE_SECONDS = 2.0  # no write for this long: truncate the WAL
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -238,25 +239,26 @@ class SqliteStore(DatasetsMixin, DigestMixin, ProjectsMixin):
 
     def _checkpoint_loop(self) -> None:
         """Copy the WAL into the database whenever it grew past ``checkpoint_bytes``
-        (PASSIVE: never blocks the writer); when idle, also truncate it."""
+        (PASSIVE: never blocks the writer); after :data:`IDLE_SECONDS` without a write, also
+        truncate it (TRUNCATE waits for writers, which is why it waits for a quiet moment)."""
         con = None
         wal = self.path + "-wal"
-        last_writes = -1
+        seen_writes, quiet_since = -1, time.monotonic()
         while not self._stop.wait(0.25):
             try:
                 size = os.path.getsize(wal)
             except OSError:
                 continue
-            idle = self._writes == last_writes
-            last_writes = self._writes
+            if self._writes != seen_writes:
+                seen_writes, quiet_since = self._writes, time.monotonic()
+            idle = time.monotonic() - quiet_since > IDLE_SECONDS
             if size < self._checkpoint_bytes and not (idle and size > 0):
                 continue
             try:
                 if con is None:
                     con = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
                     con.execute("PRAGMA busy_timeout=1000")
-                mode = "TRUNCATE" if idle else "PASSIVE"
-                con.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
+                con.execute(f"PRAGMA wal_checkpoint({'TRUNCATE' if idle else 'PASSIVE'})").fetchall()
             except sqlite3.Error:
                 pass  # busy: try again next round
         if con is not None:
