@@ -501,7 +501,9 @@ KINDS: dict[str, type[Dataset] | type[Project]] = {"Dataset": Dataset, "Project"
 class Ownership(_Model):
     """Which remote names this repository owns."""
 
-    prefixes: tuple[str, ...] = Field((), description="Names starting with one of these.")
+    prefixes: tuple[Annotated[str, StringConstraints(min_length=1, max_length=200)], ...] = Field(
+        (), description="Names starting with one of these (an empty prefix would own everything: refused)."
+    )
     names: tuple[Name, ...] = Field((), description="These exact names.")
 
     def owns(self, name: str) -> bool:
