@@ -7,7 +7,7 @@ N gathers the fine buckets ``i, i + N, i + 2N, ...`` (``point % N == (point % 65
 
 The store feeds it chunks of ``(point & 65535, hash)`` straight from SQL (concatenated by
 SQLite, so no Python object is made per datapoint) and numpy does the grouping; that is
-what keeps a digest of a million datapoints near the cost of merely selecting them.
+what makes a digest of a million datapoints cheaper than merely selecting them.
 """
 
 from __future__ import annotations
@@ -27,17 +27,17 @@ class FineSummary:
         self.xor = np.zeros((4, FINE), dtype=np.uint64)  # 4 x 64 bits of the XOR, per bucket
         self._folded: dict[int, list[dict]] = {}
 
-    def add_hex_chunk(self, hex_hashes: str, fine: str) -> None:
-        """Add datapoints given as one string of concatenated hex hashes and one of
-        comma-separated fine buckets (``point & 65535``), in the same order."""
-        if not hex_hashes:
+    def add_chunk(self, hashes: bytes, fine: bytes) -> None:
+        """Add datapoints given as their 32-byte hashes concatenated, and their fine
+        buckets (``point & 65535``) as comma-separated decimal text, in the same order."""
+        if not hashes:
             return
-        hashes = np.frombuffer(bytes.fromhex(hex_hashes), dtype=">u8").reshape(-1, 4)
+        words = np.frombuffer(hashes, dtype=">u8").reshape(-1, 4)
         # np.fromstring in text mode (sep=",") parses in C; it is not the deprecated binary mode
         buckets = np.fromstring(fine, dtype=np.int64, sep=",")
-        if len(buckets) != len(hashes):
+        if len(buckets) != len(words):
             raise ValueError("digest chunk: hashes and points differ in length")
-        self.add(buckets, hashes.astype(np.uint64))
+        self.add(buckets, words.astype(np.uint64))
 
     def add_points(self, fine: list[int], hashes: list[bytes]) -> None:
         """Add datapoints given as fine buckets and 32-byte digests (the slow path)."""

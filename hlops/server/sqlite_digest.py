@@ -76,18 +76,24 @@ class DigestMixin:
                 return hit
         summary = FineSummary()
         if key == row["key_field"]:
-            after = 0
-            while True:
-                hexes, fine, last, n = con.execute(
-                    "SELECT group_concat(hex(hash), ''), group_concat(point & 65535), max(id), count(*) "
-                    "FROM (SELECT hash, point, id FROM datapoints WHERE dataset_id = ? AND id > ? "
-                    "ORDER BY id LIMIT ?)",
-                    (row["id"], after, DIGEST_CHUNK),
-                ).fetchone()
-                if not n:
-                    break
-                summary.add_hex_chunk(hexes, fine)
-                after = last
+            # group_concat of the BLOB hashes gives their raw bytes back-to-back (as TEXT:
+            # the connection hands TEXT over as bytes for the length of this scan).
+            con.text_factory = bytes
+            try:
+                after = 0
+                while True:
+                    hashes, fine, last, n = con.execute(
+                        "SELECT group_concat(hash, ''), group_concat(point & 65535), max(id), count(*) "
+                        "FROM (SELECT hash, point, id FROM datapoints WHERE dataset_id = ? AND id > ? "
+                        "ORDER BY id LIMIT ?)",
+                        (row["id"], after, DIGEST_CHUNK),
+                    ).fetchone()
+                    if not n:
+                        break
+                    summary.add_chunk(hashes, fine)
+                    after = last
+            finally:
+                con.text_factory = str
         else:
             fine, hashes = [], []
             for _id, text, digest in self._keyed_scan(con, row["id"], key):
