@@ -32,7 +32,7 @@ from hlops.client import Client
 from hlops.data.cache import RateStore, file_state, signature
 from hlops.data.derive import DataDiff, derive, rate_for
 from hlops.data.digest import read_digest
-from hlops.data.local import FINE_MASK, RowSource, row_digest, row_key
+from hlops.data.local import FINE_MASK, RowSource, rereader, row_digest, row_key
 from hlops.data.upload import ProgressEvent, Uploader, UploadFailed, _Stop
 from hlops.errors import StalePlanError
 from hlops.plan import DataChange
@@ -164,7 +164,7 @@ def apply_data(
     try:
         try:
             up._emit()
-            _stream(diff, _rereader(rows), key, up, where)
+            _stream(diff, rereader(rows), key, up, where)
             if diff.remove:
                 up.delete(diff.rows.remove_id.tolist())
             up.finish()
@@ -181,16 +181,6 @@ def apply_data(
     if cache_dir is not None:
         RateStore(cache_dir).put(client.base_url, report.rows, report.bytes_sent, report.calls, report.seconds)
     return report
-
-
-def _rereader(rows: RowSource) -> RowSource:
-    """The source apply streams from. A RowSource may carry ``unchecked``: the same rows
-    without the per-row checks (types, duplicate keys), which are already done by then —
-    the plan (or the re-derived diff) read and checked the whole data, and the data is
-    unchanged since (same file stat, or same fingerprint). A file that changed anyway is
-    caught by the ordinal/key-point checks of :func:`_stream` and the row count."""
-    fast = getattr(rows, "unchecked", None)
-    return fast if callable(fast) else rows
 
 
 def _report(up: Uploader, reused: bool) -> DataReport:

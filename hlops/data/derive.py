@@ -30,7 +30,9 @@ from hlops.data import compare as cmp
 from hlops.data.cache import RateStore, SummaryCache, estimate_seconds, file_state, signature
 from hlops.data.compare import ADD_ALL, MIXED, REMOTE_ONLY, RowDiff
 from hlops.data.digest import RemoteDigest, read_all_rows, read_bucket_rows, read_digest
-from hlops.data.local import FINE, FINE_MASK, LocalSummary, RowSource, collect, first_keys, summarise
+from hlops.data.local import (
+    FINE, FINE_MASK, LocalSummary, RowSource, collect, first_keys, rereader, summarise,
+)
 from hlops.data.upload import MAX_BYTES, MAX_ROWS
 from hlops.errors import PlanError
 from hlops.plan import DataChange
@@ -202,7 +204,7 @@ def derive(
     if client is None or dataset_id is None:  # a dataset still to create: all adds
         diff.coarse_hash = _empty_digest_hash(1)
         _settle_add_all(diff, summary, np.full(1, ADD_ALL, np.int8))
-        diff.add_examples = first_keys(rows, key, diff.add_all, n_ex)
+        diff.add_examples = first_keys(rereader(rows), key, diff.add_all, n_ex)
         return diff
 
     coarse = cmp.coarse_level(max(summary.count, remote_count))
@@ -252,7 +254,7 @@ def derive(
                        examples_from, parallelism, costs)
         examples_from = None
     if n_ex and not diff.add_examples and diff.add_all_rows:
-        diff.add_examples = first_keys(rows, key, diff.add_all, n_ex)
+        diff.add_examples = first_keys(rereader(rows), key, diff.add_all, n_ex)
     _sort_rows(diff.rows)
     return diff
 
@@ -350,7 +352,7 @@ def _compare_group(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hlops-fetch") as bg:
         remote_future = bg.submit(fetch)
         if wanted_fine.any() or examples_from is not None:
-            local, examples = collect(rows, key, wanted_fine, examples_from, diff.rows.n_examples)
+            local, examples = collect(rereader(rows), key, wanted_fine, examples_from, diff.rows.n_examples)
             if examples_from is not None:
                 diff.add_examples = examples
         else:

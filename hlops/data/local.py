@@ -33,6 +33,17 @@ FINE_MASK = FINE - 1
 MAX_PROBLEMS = 50  # located problems reported at once; the rest are counted
 
 
+def rereader(rows: RowSource) -> RowSource:
+    """The source to read the rows again from. A RowSource may carry ``unchecked``: the
+    same rows without the per-row checks (types, spans, duplicate keys). hlops.data uses
+    it for every pass after the first, once the data was checked (by the first pass, or by
+    the pass that made an unchanged cached summary; the manifest loader checks data files
+    too). A file that changes anyway is caught: apply matches rows by ordinal, checks each
+    row's key point and the row count."""
+    fast = getattr(rows, "unchecked", None)
+    return fast if callable(fast) else rows
+
+
 def row_digest(row: Mapping[str, Any]) -> tuple[bytes, bytes]:
     """``(canonical JSON, SHA-256 digest)`` of a normalised row.
 

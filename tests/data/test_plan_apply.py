@@ -340,10 +340,7 @@ def test_plan_without_key_against_a_dataset_that_has_one(client, make_dataset):
     assert (change.add, change.remove, change.change, change.unchanged) == (1, 1, 0, 1499)
 
 
-def test_apply_rereads_through_the_unchecked_source_when_offered(client, make_dataset):
-    ds = make_dataset()
-    rows = make_rows(300)
-    calls = {"checked": 0, "unchecked": 0}
+def _counting_source(rows: list[dict], calls: dict):
     inner = list_source(rows)
 
     def checked():
@@ -355,7 +352,20 @@ def test_apply_rereads_through_the_unchecked_source_when_offered(client, make_da
         return inner()
 
     checked.unchecked = unchecked
-    change = plan_data(client, ds, 0, FIELDS, KEY, checked, prune=False)
+    return checked
+
+
+def test_passes_after_the_first_read_through_the_unchecked_source(client, make_dataset):
+    ds = make_dataset()
+    rows = make_rows(300)
+    calls = {"checked": 0, "unchecked": 0}
+    source = _counting_source(rows, calls)
+    change = plan_data(client, ds, 0, FIELDS, KEY, source, prune=False)
     assert calls == {"checked": 1, "unchecked": 0}
-    report = apply_data(client, ds, change, FIELDS, KEY, checked, prune=False)
+    report = apply_data(client, ds, change, FIELDS, KEY, source, prune=False)
     assert report.added == 300 and calls == {"checked": 1, "unchecked": 1}
+    # a plan that needs a second pass (the rows of differing buckets) takes it unchecked
+    calls.update(checked=0, unchecked=0)
+    more = _counting_source(rows + make_rows(5, start=9000), calls)
+    assert plan_data(client, ds, 300, FIELDS, KEY, more, prune=False).add == 5
+    assert calls == {"checked": 1, "unchecked": 1}
