@@ -228,6 +228,44 @@ def child_main(spec: dict) -> None:
     print(json.dumps(out))
 
 
+def cli_measures(tmp: Path, data: Path, url: str, api_key: str, n: int, args) -> dict:
+    """`hlops plan` (no-op, cold then warm cache) on the dataset P1 uses, and a first
+    `hlops apply --auto-approve` of the same file on a fresh server."""
+    hlops = str(Path(sys.executable).with_name("hlops"))
+    home = tmp / "cli-home"
+
+    def manifest(name: str) -> Path:
+        d = tmp / f"cli-{name}"
+        d.mkdir(exist_ok=True)
+        (d / "rows.jsonl").unlink(missing_ok=True)
+        (d / "rows.jsonl").symlink_to(data)
+        fields = "".join(f"  {k}: {v}\n" for k, v in FIELDS.items())
+        (d / "dataset.yaml").write_text(
+            f"kind: Dataset\nname: {name}\nkey: {KEY}\nfields:\n{fields}data: rows.jsonl\n")
+        return d
+
+    def run(cwd: Path, base_url: str, key: str, *argv: str) -> tuple[float, int]:
+        env = {**os.environ, "HLOPS_BASE_URL": base_url, "HLOPS_API_KEY": key, "HLOPS_HOME": str(home)}
+        t0 = time.perf_counter()
+        proc = subprocess.run([hlops, *argv], cwd=cwd, env=env, capture_output=True, text=True)
+        seconds = round(time.perf_counter() - t0, 2)
+        if proc.returncode not in (0, 2):
+            raise SystemExit(f"hlops {' '.join(argv)} failed:\n{proc.stderr[-2000:]}")
+        return seconds, proc.returncode
+
+    out: dict = {}
+    d = manifest(f"bench-hlops-{n}")
+    out["plan_noop_cold_cache_seconds"], code = run(d, url, api_key, "plan", ".")
+    out["plan_noop_exit_code"] = code
+    out["plan_noop_warm_cache_seconds"], _ = run(d, url, api_key, "plan", ".")
+    with Server(args.base_url) as fresh:
+        d2 = manifest(f"bench-cli-{n}")
+        out["apply_first_seconds"], _ = run(d2, fresh.url, fresh.api_key, "apply", ".", "--auto-approve",
+                                            "--parallelism", str(args.parallelism))
+        out["apply_first_rows_per_s"] = round(n / out["apply_first_seconds"])
+    return out
+
+
 def run_child(spec: dict, api_key: str) -> dict:
     env = {**os.environ, "HLOPS_API_KEY": api_key, "BENCH_CHILD": json.dumps(spec)}
     proc = subprocess.run([sys.executable, __file__], env=env, capture_output=True, text=True, cwd=ROOT)
@@ -247,6 +285,7 @@ def main() -> None:
     ap.add_argument("--base-url", help="use a running server (HLOPS_API_KEY) instead of starting one")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--no-save", action="store_true")
+    ap.add_argument("--no-cli", action="store_true", help="skip the measures through `hlops plan/apply`")
     args = ap.parse_args()
     n = args.rows
     load_before = os.getloadavg()
@@ -327,6 +366,12 @@ def main() -> None:
         digest = s.get(f"{url}/datasets/{ds}/digest", params={"key": KEY, "buckets": cold["change"]["buckets"]})
         res["p1_noop_digest_bytes"] = len(digest.content)
         print("P1 cold", colds, "\nP1 warm", warm, "\nP1 touched", touched, file=sys.stderr)
+
+        # the same through the CLI (process start, manifest loading with its own check of
+        # the data file, the remote read, then plan_data/apply_data)
+        if not args.no_cli:
+            res["cli"] = cli_measures(tmp, data, url, server.api_key, n, args)
+            print("CLI", res["cli"], file=sys.stderr)
 
         # P3: 1% of rows changed
         time.sleep(2.1)
