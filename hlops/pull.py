@@ -650,7 +650,11 @@ def import_resources(
     puller.write_new(addresses, directory, declared)
     report = puller.finish(dry_run)
     if not dry_run and report.changed:
-        report.warnings += verify([tree if has_manifests(tree) else directory], client)
+        if directory.absolute().is_relative_to(tree.absolute()):
+            paths = [tree]
+        else:
+            paths = [tree, directory] if has_manifests(tree) else [directory]
+        report.warnings += verify(paths, client)
     return report
 
 
@@ -660,7 +664,9 @@ def has_manifests(path: Path) -> bool:
     if not path.is_dir():
         return False
     return any(
-        p.suffix in (".yaml", ".yml") and p.name not in ("hlops.yaml", "hlops.yml") and not any(part.startswith(".") for part in p.parts)
+        p.suffix in (".yaml", ".yml")
+        and p.name not in ("hlops.yaml", "hlops.yml")
+        and not any(part.startswith(".") for part in p.relative_to(path).parts)
         for p in path.rglob("*.y*ml")
     )
 

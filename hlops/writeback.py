@@ -57,9 +57,15 @@ def text(value: str) -> Any:
     """A string as the manifest loader will read it back: ``${`` escaped, several lines as a
     literal block."""
     value = value.replace("${", "$${")
-    if "\n" in value.rstrip("\n") or value.endswith("\n"):
+    if ("\n" in value.rstrip("\n") or value.endswith("\n")) and _block_safe(value):
         return LiteralScalarString(value)
-    return value
+    return value  # ruamel quotes it (double quotes with escapes) when it must
+
+
+def _block_safe(value: str) -> bool:
+    """Whether a literal block scalar reads back as exactly ``value``: no carriage return or
+    other control character (a block normalises line breaks and cannot escape)."""
+    return all(ch == "\n" or ch == "\t" or (ch.isprintable() and ch not in "\u2028\u2029\ufeff") for ch in value)
 
 
 def flow_map(items: dict[str, Any]) -> CommentedMap:
@@ -231,7 +237,7 @@ def new_document(
 
 def guidelines_need_file(value: str | None) -> bool:
     """Guidelines that read better (or can only be read back) from a ``.md`` file."""
-    if value is None:
+    if value is None or "\r" in value:  # a file is read with universal newlines
         return False
     return "\n" in value or len(value) > INLINE_GUIDELINES or is_guidelines_path(value)
 
@@ -406,12 +412,16 @@ def _update_list(
 def _guidelines(doc: CommentedMap, value: str | None, ctx: Context, edits: Edits) -> None:
     written = doc.get("guidelines")
     if isinstance(written, str) and is_guidelines_path(written):
-        ctx.write_guidelines(written.strip(), value or "")  # the file changes, not the manifest
-        edits.add("guidelines")
-        return
+        if value is None or "\r" not in value:
+            ctx.write_guidelines(written.strip(), value or "")  # the file changes, not the manifest
+            edits.add("guidelines")
+            return
+        # A guidelines file is read with universal newlines: a carriage return can't survive it.
+        edits.warnings.append(f"guidelines: the remote text has carriage returns, written inline instead of in {written.strip()}")
+        written = None
     if value is None:
         set_or_drop(doc, "guidelines", None)
-    elif is_guidelines_path(value) or (written is None and guidelines_need_file(value)):
+    elif "\r" not in value and (is_guidelines_path(value) or (written is None and guidelines_need_file(value))):
         # New long guidelines get a file; one line ending in .md could only be read as a path.
         set_key(doc, "guidelines", ctx.write_guidelines(None, value), PROJECT_KEYS)
     else:
