@@ -119,7 +119,7 @@ def ownership_notes(owns: Any, unmanaged: list[str], prune: bool, shown: int = 2
         notes.append(
             f"{n} remote resource{'s' if n != 1 else ''} owned by this repository (hlops.yaml "
             f"`owns`) but declared by no manifest: {listed}. `hlops plan --prune` deletes "
-            f"{'them' if n != 1 else 'it'}; `hlops pull --all` writes {'them' if n != 1 else 'it'} as manifests."
+            f"{'them' if n != 1 else 'it'}; `hlops pull --all` writes {'them as manifests' if n != 1 else 'it as a manifest'}."
         )
     return notes
 
