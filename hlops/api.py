@@ -163,9 +163,10 @@ def apply(
 
 
 def save_plan(plan: Plan, path: str | Path) -> None:
-    Path(path).write_bytes(
-        orjson.dumps(plan.to_json(), option=orjson.OPT_INDENT_2) + b"\n"
-    )
+    try:
+        Path(path).write_bytes(orjson.dumps(plan.to_json(), option=orjson.OPT_INDENT_2) + b"\n")
+    except OSError as exc:
+        raise SettingsError(f"{path}: cannot write the plan ({exc.strerror or exc})") from None
 
 
 def read_saved_plan(path: str | Path) -> Plan:

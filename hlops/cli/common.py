@@ -6,6 +6,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -80,4 +81,34 @@ def confirm(auto_approve: bool, what: str) -> None:
 def positive_int(ctx: click.Context, param: click.Parameter, value: int) -> int:
     if value is not None and value < 1:
         raise click.BadParameter("must be 1 or more")
+    return value
+
+
+def target_addresses(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    """``--target KIND/NAME``, checked before anything is read: a typo costs no API call."""
+    if not values:
+        return values
+    from hlops.kinds import KINDS
+
+    for value in values:
+        kind, sep, name = value.partition("/")
+        if not sep or kind not in KINDS or not name.strip():
+            raise click.BadParameter(
+                f"{value!r} is not KIND/NAME with KIND one of {', '.join(sorted(KINDS))} "
+                "(e.g. dataset/support-tickets)"
+            )
+    return values
+
+
+def output_file(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """A file to write at the end (``-o plan.json``), checked before anything is read."""
+    if value is None:
+        return value
+    if value.is_dir():
+        raise click.BadParameter(f"{value} is a directory; name a file, e.g. {value}/plan.json")
+    parent = value.parent if str(value.parent) else Path(".")
+    if not parent.is_dir():
+        raise click.BadParameter(f"{parent} is not a directory (it must exist)")
+    if not os.access(parent, os.W_OK) or (value.exists() and not os.access(value, os.W_OK)):
+        raise click.BadParameter(f"{value} is not writable")
     return value

@@ -14,7 +14,9 @@ from hlops.cli.common import (
     confirm,
     connection_options,
     open_connection,
+    output_file,
     positive_int,
+    target_addresses,
     use_color,
 )
 from hlops.errors import ApplyError
@@ -28,7 +30,7 @@ paths_argument = click.argument("paths", nargs=-1, type=click.Path(path_type=Pat
 
 
 def plan_shape_options(func: Any) -> Any:
-    func = click.option("--target", "targets", multiple=True, metavar="KIND/NAME", help="Only this resource (and what it depends on). Repeatable.")(func)
+    func = click.option("--target", "targets", multiple=True, metavar="KIND/NAME", callback=target_addresses, help="Only this resource (and what it depends on). Repeatable.")(func)
     func = click.option("--prune", is_flag=True, help="Also delete remote resources this repo owns (hlops.yaml `owns`) that no manifest declares.")(func)
     return func
 
@@ -40,7 +42,7 @@ def _paths(paths: tuple[Path, ...]) -> list[Path]:
 @main.command("plan")
 @paths_argument
 @plan_shape_options
-@click.option("-o", "--out", type=click.Path(path_type=Path), help="Save the plan (JSON) for `hlops apply FILE`.")
+@click.option("-o", "--out", type=click.Path(path_type=Path), callback=output_file, help="Save the plan (JSON) for `hlops apply FILE`.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (docs/plan-format.md).")
 @click.option("--markdown", is_flag=True, help="Print the plan as markdown for a pull-request comment (several parts, if long, separated by blank lines; see --markdown-dir).")
 @click.option("--markdown-dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR", help="Also write the markdown comment(s) to DIR/plan-1.md, plan-2.md ... (one file per part, each under 65,000 characters); older plan-*.md in DIR are removed.")
@@ -123,7 +125,7 @@ def apply_command(paths, targets, prune, auto_approve, allow_data_loss, parallel
 
 @main.command("destroy")
 @paths_argument
-@click.option("--target", "targets", multiple=True, metavar="KIND/NAME", help="Only this resource. Repeatable.")
+@click.option("--target", "targets", multiple=True, metavar="KIND/NAME", callback=target_addresses, help="Only this resource. Repeatable.")
 @click.option("--auto-approve", is_flag=True, help="Destroy without asking.")
 @click.option("--allow-data-loss", is_flag=True, help="Required when anything destroyed holds data.")
 @click.option("--parallelism", default=4, show_default=True, callback=positive_int)
