@@ -7,10 +7,9 @@ import json
 
 import pytest
 
-from conftest import apply_path, plan_of
+from gitops_helpers import apply_path, plan_of
 from support.cli import run_hlops
 
-from hlops import api
 from hlops.errors import PlanError
 from hlops.render import markdown, text
 

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from conftest import EXAMPLES, check_golden, plan_of
-from plans import big_plan, dataset_shape, project_shape
+from gitops_helpers import EXAMPLES, check_golden, plan_of
+from gitops_plans import big_plan, dataset_shape, project_shape
 from support.cli import REPO, run_hlops
 
 from hlops.diff import PRUNE_NOTE

@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from conftest import EXAMPLES, apply_path, plan_of
-from support.cli import REPO, run_hlops
+from gitops_helpers import EXAMPLES, apply_path, plan_of
+from support.cli import run_hlops
 
 from hlops import api
 from hlops.pull import import_resources, pull
