@@ -25,6 +25,12 @@ def _paths(paths: tuple[Path, ...]) -> list[Path]:
     return list(paths) or [Path(".")]
 
 
+def _markdown_directory(value: Path | None) -> Path | None:
+    from hlops.cli.plan import markdown_directory
+
+    return markdown_directory(value)
+
+
 def _cache_dir() -> Path:
     from hlops.local import local_home
 
@@ -129,7 +135,7 @@ def _print_report(report, as_json: bool, no_color: bool, verb: str) -> None:
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--markdown", is_flag=True, help="Print the difference as a markdown plan (for an issue or a comment).")
-@click.option("--markdown-dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR", help="Also write the markdown to DIR/drift-1.md ...")
+@click.option("--markdown-dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR", callback=lambda ctx, param, value: _markdown_directory(value), help="Also write the markdown to DIR/drift-1.md ...")
 @color_option
 @connection_options
 def drift_command(paths, as_json, markdown, markdown_dir, no_color, local, base_url, api_key):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ def _paths(paths: tuple[Path, ...]) -> list[Path]:
 @click.option("-o", "--out", type=click.Path(path_type=Path), callback=output_file, help="Save the plan (JSON) for `hlops apply FILE`.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (docs/plan-format.md).")
 @click.option("--markdown", is_flag=True, help="Print the plan as markdown for a pull-request comment (several parts, if long, separated by blank lines; see --markdown-dir).")
-@click.option("--markdown-dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR", help="Also write the markdown comment(s) to DIR/plan-1.md, plan-2.md ... (one file per part, each under 65,000 characters); older plan-*.md in DIR are removed.")
+@click.option("--markdown-dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR", callback=lambda ctx, param, value: markdown_directory(value), help="Also write the markdown comment(s) to DIR/plan-1.md, plan-2.md ... (one file per part, each under 65,000 characters); older plan-*.md in DIR are removed.")
 @click.option("--title", default="hlops plan", show_default=True, help="The markdown heading.")
 @click.option("--show-data", is_flag=True, help="Show a few example keys of the datapoints that change (never their content; not in markdown).")
 @color_option
@@ -72,16 +73,35 @@ def plan_command(paths, targets, prune, out, as_json, markdown, markdown_dir, ti
     sys.exit(EXIT_CHANGES if plan.has_changes else EXIT_NO_CHANGES)
 
 
+def markdown_directory(value: Path | None) -> Path | None:
+    """``--markdown-dir DIR``, checked before anything is read (created at the end)."""
+    if value is None:
+        return value
+    existing = value
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise click.BadParameter(f"{existing} is not a directory", param_hint="--markdown-dir")
+    if not os.access(existing, os.W_OK):
+        raise click.BadParameter(f"{existing} is not writable", param_hint="--markdown-dir")
+    return value
+
+
 def write_markdown_parts(parts: list[str], directory: Path, stem: str = "plan") -> list[Path]:
     """``DIR/plan-1.md`` ... one file per part; stale ``plan-*.md`` of a longer run removed."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for old in directory.glob(f"{stem}-*.md"):
-        old.unlink()
+    from hlops.errors import SettingsError
+
     written = []
-    for i, part in enumerate(parts, 1):
-        path = directory / f"{stem}-{i}.md"
-        path.write_text(part, encoding="utf-8")
-        written.append(path)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for old in directory.glob(f"{stem}-*.md"):
+            old.unlink()
+        for i, part in enumerate(parts, 1):
+            path = directory / f"{stem}-{i}.md"
+            path.write_text(part, encoding="utf-8")
+            written.append(path)
+    except OSError as exc:
+        raise SettingsError(f"cannot write the markdown to {directory}: {exc.strerror}") from None
     return written
 
 
