@@ -436,6 +436,13 @@ class _Puller:
             if target != d.comparable:
                 self._update(config, d, model, target)
                 touched = True
+                if d.kind == "project":
+                    for ref in sorted(KINDS["project"].depends_on(target)):
+                        if ref.partition("/")[2] not in config.datasets:
+                            self.report.warnings.append(
+                                f"{d.address} now reads {ref}, which no manifest declares: write it with "
+                                f"`hlops import {ref} --to {display_path(config.root)}`"
+                            )
             if d.kind == "dataset" and self.data and model.data is not None and not _ignored("data", d.ignore_changes):
                 touched |= self._refresh_data(config, d.name, raw, target)
             (self.report.resources if touched else self.report.unchanged).append(d.address)
@@ -627,11 +634,8 @@ def import_resources(
     declares is refused (use :func:`pull`), and a project's datasets it declares are not
     written again."""
     state = read(client)
-    declared: set[str] = set()
     tree = tree or directory
-    if has_manifests(tree):
-        existing = load(tree, check_data=False)
-        declared = {f"dataset/{n}" for n in existing.datasets} | {f"project/{n}" for n in existing.projects}
+    declared = declared_names(tree) if has_manifests(tree) else set()
     problems = []
     for address in addresses:
         kind, sep, name = address.partition("/")
@@ -656,6 +660,26 @@ def import_resources(
             paths = [tree, directory] if has_manifests(tree) else [directory]
         report.warnings += verify(paths, client)
     return report
+
+
+def declared_names(tree: Path) -> set[str]:
+    """``kind/name`` of every document under ``tree``, read without checking the tree: an
+    import is how a tree that reads an undeclared dataset is mended."""
+    from hlops.manifest import _walk
+    from hlops.yamlsrc import parse
+
+    files = [tree] if tree.is_file() else list(_walk(tree))
+    out = set()
+    for path in files:
+        try:
+            parsed = parse(path.read_text(encoding="utf-8"), display_path(path), os.environ)
+        except (OSError, UnicodeDecodeError):
+            continue
+        for doc in parsed.documents:
+            value = doc.value
+            if isinstance(value, dict) and value.get("kind") in ("Dataset", "Project") and isinstance(value.get("name"), str):
+                out.add(f"{value['kind'].lower()}/{value['name']}")
+    return out
 
 
 def has_manifests(path: Path) -> bool:

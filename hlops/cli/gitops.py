@@ -82,8 +82,14 @@ def import_command(addresses, directory, tree, no_data, dry_run, as_json, no_col
     from hlops import api
     from hlops.pull import has_manifests, import_resources
 
-    tree_path = tree or directory
-    settings = api.load(tree_path, check_data=False).settings if has_manifests(tree_path) else None
+    from hlops.errors import ManifestError
+
+    settings = None
+    if has_manifests(tree or directory):
+        try:  # for hlops.yaml's base_url; a tree that doesn't load yet is what import may mend
+            settings = api.load(tree or directory, check_data=False).settings
+        except ManifestError:
+            pass
     with open_connection(local, base_url, api_key, settings) as conn:
         report = import_resources(conn.client, list(addresses), directory, tree=tree, data=not no_data, dry_run=dry_run)
     _print_report(report, as_json, no_color, "import")

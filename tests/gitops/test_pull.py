@@ -234,3 +234,25 @@ def test_pull_and_import_from_the_command_line(fresh_server, tmp_path, copy_exam
     shutil.rmtree(work)
     assert run_hlops("plan", str(out), server=fresh_server, cwd=tmp_path, env=env).code == 0
     assert fresh_server.api_key not in dry.out + dry.err + done.out + imported.out + imported.err
+
+
+def test_a_project_reading_an_undeclared_dataset_says_what_to_import(server, connect, tmp_path):
+    conn = connect(server)
+    c = conn.client
+    work = tmp_path / "tree"
+    work.mkdir()
+    (work / "a.yaml").write_text(
+        "kind: Dataset\nname: pull-reads-a\nfields: {text: text}\n---\n"
+        "kind: Project\nname: pull-reads-project\ninputs: {text: pull-reads-a.text}\n"
+        "outputs: {o: {task_type: classification, labels: [x]}}\n"
+    )
+    apply_path(work, conn, tmp_path / "cache")
+    other = c.request("POST", "/datasets", body={"name": "pull-reads-b", "fields": [{"name": "body", "data_type": "text"}]}, create=True)
+    pj = remote(conn, "project", "pull-reads-project")
+    inputs = strip_ids(pj["inputs"]) + [{"name": "body", "data_type": "text", "display_only": True,
+                                         "data_sources": [{"field_id": other["fields"][0]["id"]}]}]
+    c.request("PATCH", f"/projects/{pj['id']}", body={"inputs": inputs})
+    report = pull(api.load(work), c, paths=[work])
+    assert any("now reads dataset/pull-reads-b" in w and "hlops import dataset/pull-reads-b" in w for w in report.warnings)
+    import_resources(c, ["dataset/pull-reads-b"], work)
+    no_changes(work, conn, tmp_path / "cache")
