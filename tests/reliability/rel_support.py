@@ -118,8 +118,9 @@ class Org:
         r.raise_for_status()
         return r.json()
 
-    def call(self, method: str, path: str, **kw) -> requests.Response:
-        return requests.request(method, self.url + path, headers={"X-API-KEY": self.key}, timeout=60, **kw)
+    def call(self, method: str, path: str, headers: dict | None = None, **kw) -> requests.Response:
+        return requests.request(method, self.url + path, headers={"X-API-KEY": self.key, **(headers or {})},
+                                timeout=60, **kw)
 
     def all(self, path: str, limit: int = 1000, **params) -> list[dict]:
         items, cursor = [], None
