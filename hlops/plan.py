@@ -194,12 +194,14 @@ class Plan(_Frozen):
         """A short content hash: two plans with the same id make the same changes.
 
         It covers what the plan does and what it was made against (changes, remote ids and
-        versions, data fingerprints, manifests, targets), not where or how it was computed:
-        the base URL, the hlops version and the datapoint cost estimates (bytes, calls,
-        seconds, the digest level read) are left out, so planning the same state twice — on
-        a pull request, then on main after the merge — gives the same id.
+        versions, data fingerprints, manifests, targets, prune/destroy), not where or how it
+        was computed: the base URL, the hlops version and the datapoint cost estimates
+        (bytes, calls, seconds, the digest level read) are left out, so planning the same
+        state twice — on a pull request, then on main after the merge — gives the same id.
+        Remote resources the plan leaves alone (``unmanaged``, and the notes about them) are
+        left out too: another team creating a dataset does not make a reviewed plan stale.
         """
-        body = self.model_dump(mode="json", exclude={"base_url", "hlops_version"})
+        body = self.model_dump(mode="json", exclude={"base_url", "hlops_version", "unmanaged", "notes"})
         for change in body["changes"]:
             data = change.get("data")
             if data:
