@@ -127,7 +127,9 @@ def test_plan_comments_on_the_pr_and_the_merge_applies_the_reviewed_plan(repo, g
     [again] = plan_comments(github, 1)
     assert again.id == comment.id and "<!-- hlops-sha: a2 -->" in again.body
 
-    # Merged: the plan on main is the reviewed one, so it is applied.
+    # Merged: the plan on main is the reviewed one, so it is applied (a dataset another team
+    # created meanwhile is left alone and does not make the plan stale).
+    assert server.call("POST", "/datasets", json={"name": "team-b-other", "fields": [{"name": "t", "data_type": "text"}]}).status_code == 201
     writes = server.stats()["writes"]
     merged = repo.merge(1, "m1")
     assert merged.returncode == 0, merged.stdout + merged.stderr
