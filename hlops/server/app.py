@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import inspect
 from dataclasses import replace
 from typing import Annotated, Any, Callable
 
@@ -143,6 +144,18 @@ RAW_MODELS = (S.DatasetCreate, S.DatasetAppend, S.DatapointsPatch, S.DatapointsD
 # ---------------------------------------------------------------------- the app
 
 
+def _fastapi_options() -> dict:
+    """Options of recent FastAPI versions, when this one has them: no per-request telemetry,
+    and a body without Content-Type read as JSON (older versions do that anyway; the gate
+    refuses other types)."""
+    wanted = {
+        "telemetry": {"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
+        "strict_content_type": False,
+    }
+    params = inspect.signature(FastAPI.__init__).parameters
+    return {k: v for k, v in wanted.items() if k in params}
+
+
 def create_app(store: Store, settings: Settings, *, model_status: Callable[[int, dict], dict] = untrained_status) -> FastAPI:
     """The FastAPI app over ``store``. Creates the organisations of ``settings.keys``."""
     orgs = store.ensure_orgs(settings.keys)
@@ -152,8 +165,7 @@ def create_app(store: Store, settings: Settings, *, model_status: Callable[[int,
         description="The Humanloop API as hlops uses it: the seed's calls plus the provisioning "
         "extensions (read, change, delete, digest). See docs/api.md.",
         responses=ERRORS,
-        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
-        strict_content_type=False,  # no Content-Type: read as JSON (the gate refuses other types)
+        **_fastapi_options(),
     )
     gate = GateState(
         settings=settings,
@@ -169,6 +181,9 @@ def create_app(store: Store, settings: Settings, *, model_status: Callable[[int,
     _install_errors(app)
     _datasets(app, store, settings)
     _projects(app, store)
+    from hlops.server.routes_ml import install_ml  # training, predict, export (issue 9)
+
+    install_ml(app, store, settings)
     if settings.test_endpoints:
         _test_endpoints(app, gate)
 
