@@ -43,3 +43,23 @@ def record(request):
 @pytest.fixture(scope="session")
 def full() -> bool:
     return FULL
+
+
+@pytest.fixture(scope="session", autouse=True)
+def transport_error_run(tmp_path_factory):
+    """R6's transport-error run: ``hlops apply`` against a port nobody listens on spends ~30 s
+    in retries with back-off (8 connection attempts), sleeping. Started when the session
+    starts, so that it overlaps the rest of the suite; R6 collects its output."""
+    import subprocess
+
+    from rel_support import CANARY_KEY, cli_env, write_leaky
+
+    work = tmp_path_factory.mktemp("transport-error")
+    tree = write_leaky(work / "leaky")
+    proc = subprocess.Popen([sys.executable, "-m", "hlops", "apply", str(tree), "--auto-approve"], cwd=work,
+                            env=cli_env("http://127.0.0.1:9", CANARY_KEY, work / ".hlops"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    yield {"proc": proc, "work": work}
+    if proc.poll() is None:
+        proc.kill()
+        proc.communicate()

@@ -10,7 +10,8 @@ server's own, taken on the wire. It can be armed to:
   relaying it (``when="before"``: the server did the work, the client never heard). From then
   on it forwards nothing: a request arriving later is held until the client is dead, so
   with one call in flight at a time the server has seen exactly ``k`` calls.
-- ``on_answer``: a callback run after each answer is relayed (R8 kills the *server* with it).
+- ``on_answer``: a callback run after each answer is relayed (R8 kills the *server* with it);
+  ``before_forward``: one run before a call is forwarded (R6 races a write with it).
 
 When the server is down the proxy closes the client's connection without an answer, like a
 dead server would. ``upstream`` may be changed at any time (a restarted server).
@@ -64,6 +65,7 @@ class KillingProxy:
         self.killed_at: int | None = None
         self.frozen = threading.Event()  # set once armed and k answers came back: hold the rest
         self.on_answer: Callable[[Exchange], None] | None = None
+        self.before_forward: Callable[[Exchange], None] | None = None
         proxy = self
 
         class Handler(_Handler):
@@ -93,6 +95,7 @@ class KillingProxy:
             self.killed_at = None
             self.frozen.clear()
             self.on_answer = None
+            self.before_forward = None
 
     def close(self) -> None:
         self.frozen.set()
@@ -156,6 +159,9 @@ class _Handler(BaseHTTPRequestHandler):
         if owner.frozen.is_set():
             self._hold()
             return
+        hook = owner.before_forward
+        if hook is not None:
+            hook(ex)  # e.g. change the server's state just before this call reaches it
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
         try:
             conn = self._upstream()

@@ -30,6 +30,12 @@ EXAMPLE_NAMES = ("sentiment", "entities", "multilabel", "two-datasets")
 FULL = os.environ.get("HLOPS_RELIABILITY_FULL", "") not in ("", "0")  # the bigger runs
 BULK_ROWS = 25_000  # > 2 x 10,000: three PUT batches
 BULK_NAME = "reliability-bulk"
+# R6's canaries: an API key, the text of every datapoint, every datapoint's key
+TOKEN = secrets.token_hex(6)
+CANARY_KEY = f"hlk_CANARYKEY_{TOKEN}"
+BAD_KEY = f"hlk_CANARYBAD_{TOKEN}"  # an API key no server knows
+CANARY_TEXT = f"CanaryText{TOKEN}"
+CANARY_ID = f"CanaryId{TOKEN}"
 LABELS = ("red", "green", "blue", "amber")
 WORDS = ("alpha", "bravo", "delta", "echo", "kilo", "lima", "oscar", "tango", "zulu", "étoile", "naïve")
 
@@ -90,6 +96,33 @@ def make_examples(root: Path) -> list[Path]:
 def make_tree(root: Path, bulk_rows: int = BULK_ROWS) -> list[Path]:
     """The examples, the keyless dataset and the generated big one under ``root``."""
     return make_examples(root) + [write_bulk(root / "bulk", bulk_rows)]
+
+
+def write_leaky(root: Path, rows: int = 120, broken: str | None = None) -> Path:
+    """R6's tree: canaries in every datapoint's text and key (``broken``: one row invalid,
+    with a canary in the invalid part)."""
+    root.mkdir(parents=True, exist_ok=True)
+    data = [{"uid": f"{CANARY_ID}-{i}", "text": f"message {i}: {CANARY_TEXT} says hello", "mood": ("up", "down")[i % 2],
+             "spans": [{"start": 0, "end": 7, "label": "WORD"}]} for i in range(rows)]
+    if broken == "unknown field":
+        data[5]["secret_field"] = CANARY_TEXT
+    elif broken == "wrong type":
+        data[7]["mood"] = [CANARY_TEXT, CANARY_TEXT]
+    elif broken == "duplicate key":
+        data[9]["uid"] = data[3]["uid"]
+    elif broken == "span out of range":
+        data[4]["spans"] = [{"start": 2, "end": 9999, "label": CANARY_TEXT}]
+    with (root / "rows.jsonl").open("w") as f:
+        for row in data:
+            f.write(json.dumps(row) + "\n")
+    (root / "leaky.yaml").write_text(
+        "kind: Dataset\nname: leaky\nkey: uid\nfields:\n  uid: text\n  text: text\n  mood: categorical\n"
+        "  spans: character_offsets\ndata: rows.jsonl\n---\n"
+        "kind: Project\nname: leaky project\ninputs:\n  text: leaky.text\n"
+        "outputs:\n  mood: {task_type: classification, from: leaky.mood}\n"
+        "  spans: {task_type: sequence_tagging, input: text, from: leaky.spans}\n"
+        "users: [leak@example.com]\nreview_existing_annotations: false\n")
+    return root
 
 
 # --------------------------------------------------------------------------- servers
