@@ -28,7 +28,7 @@ from hlops.server.app import create_app
 from hlops.server.config import Settings
 from hlops.server.sqlite_store import SqliteStore
 
-MAX_EXAMPLES = 25
+MAX_EXAMPLES = 20
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
