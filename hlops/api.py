@@ -212,7 +212,8 @@ def apply_saved(
 
     The manifests it was made from are loaded again and planned against the remote as it is
     now: every remote resource must still have the version the saved plan read, and the new
-    plan must make exactly the saved plan's changes (same manifests, same data fingerprints).
+    plan must make exactly the saved plan's changes (same manifests, same data fingerprints,
+    the same data destroyed).
     Only then is it applied — so what runs is what was reviewed.
     """
     if not saved.manifests:
@@ -243,8 +244,10 @@ def _signature(change: ResourceChange) -> Any:
     data = None
     if change.data is not None:
         d = change.data
-        data = (d.add, d.change, d.remove, d.fingerprint)
-    return (change.action, change.after, change.remote_id, change.remote_version, data)
+        data = (d.add, d.change, d.remove, d.remove_annotated, d.fingerprint)
+    # data_loss too: annotations added since to a project the plan replaces do not move the
+    # project's version, and the reviewed plan showed none of them destroyed
+    return (change.action, change.after, change.remote_id, change.remote_version, data, change.data_loss)
 
 
 # --------------------------------------------------------------------------- rendering
