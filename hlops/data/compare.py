@@ -38,8 +38,6 @@ PAGE = 1000  # rows per page of the row digest
 BUCKET_SECONDS = 4e-6  # one item of a bucket digest: server fold + transfer + decode
 ROW_SECONDS = 12e-6  # one row of the row digest: select + transfer + decode + compare
 REQUEST_SECONDS = 5e-3  # one request's fixed cost, before it is measured
-BUCKET_ITEM_BYTES = 90  # for documentation of what a digest moves
-ROW_ITEM_BYTES = 120
 
 RemoteRow = tuple[int, str, str, int]  # id, key, hash (hex), annotations
 

@@ -6,7 +6,7 @@ The steps, each reading only what the previous one could not settle:
 2. the remote bucket digest at a coarse level N (about 1,000 rows a bucket): equal buckets
    are settled; remote-empty buckets are all adds; local-empty buckets are left alone or,
    with prune, removals;
-3. if rows in both sides differ (``MIXED`` buckets), :func:`~hlops.data.compare.choose_level`
+3. if rows in both sides differ (``MIXED`` buckets), :func:`~hlops.data.compare.next_step`
    picks where to read their rows from: those buckets at N, a finer digest first, or one
    listing of every row; the remote rows of those buckets are fetched in parallel while a
    second local pass collects the local rows of the same buckets;

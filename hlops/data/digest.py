@@ -31,10 +31,6 @@ class RemoteDigest:
     items_hash: str  # SHA-256 of the digest's items: equal digests, equal remote data
     key: str | None = None  # the key field the server bucketed by (None: the row hash)
 
-    @property
-    def bytes_estimate(self) -> int:
-        return int((self.counts > 0).sum()) * 90
-
 
 def _params(key: str | None, **extra: object) -> dict:
     params = {k: v for k, v in extra.items() if v is not None}
