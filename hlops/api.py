@@ -154,7 +154,9 @@ def apply(
         conn.client,
         result.state.index,
         result.config,
-        ApplyOptions(allow_data_loss=allow_data_loss, parallelism=parallelism),
+        ApplyOptions(
+            allow_data_loss=allow_data_loss, parallelism=parallelism, cache_dir=local_home() / "cache"
+        ),
         on_event,
     )
 
@@ -218,7 +220,7 @@ def apply_saved(
     """
     if not saved.manifests:
         raise PlanError("the saved plan names no manifests; plan again with `hlops plan PATH -o FILE`")
-    config = load(list(saved.manifests))
+    config = load(list(saved.manifests), check_data=False)  # plan() checks the data first
     fresh = plan(
         config,
         conn,

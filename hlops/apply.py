@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hlops.client import AmbiguousCreate, Client
@@ -76,6 +77,7 @@ class Report:
 class ApplyOptions:
     allow_data_loss: bool = False
     parallelism: int = 4
+    cache_dir: Path | None = None  # where upload rates are kept for the next plan's estimate
 
 
 Event = dict[str, Any]  # {"type": "start"|"done"|"failed"|"skipped"|"progress", ...}
@@ -280,6 +282,7 @@ class Applier:
             prune=manifest.prune_data,
             parallelism=self.options.parallelism,
             progress=progress,
+            cache_dir=self.options.cache_dir,
         )
         return report.rows
 

@@ -343,7 +343,35 @@ def iter_normalised(config: Any, dataset_name: str) -> Iterator[tuple[int, dict[
         yield from good
 
 
-def row_source(config: Any, dataset_name: str) -> Callable[[], Iterator[tuple[int, dict[str, Any]]]]:
-    """A re-startable stream of a dataset's checked, normalised rows: each call starts
-    :func:`iter_normalised` again (the planner reads the data twice, in constant memory)."""
-    return lambda: iter_normalised(config, dataset_name)
+class RowSource:
+    """A re-startable stream of a dataset's normalised rows (what :mod:`hlops.data` reads).
+
+    Calling it starts :func:`iter_normalised` again: every row checked. ``unchecked()`` yields
+    the same rows normalised but without the per-row checks (spans, keys, duplicates) — for
+    the passes after the first, once the data is known to be good. ``checks`` names what the
+    checks depend on besides the fields and key (which text each span field points into), so
+    a cache of "this file was checked" can include it.
+    """
+
+    def __init__(self, config: Any, dataset_name: str):
+        self.config = config
+        self.dataset_name = dataset_name
+        texts = config.span_texts(dataset_name)
+        self.checks = ",".join(f"{s}>{t}" for s, t in sorted(texts.items()))
+
+    def __call__(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        return iter_normalised(self.config, self.dataset_name)
+
+    def unchecked(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        path = self.config.data_path(self.dataset_name)
+        if path is None:  # inline rows: few, and checking them is the simplest way to read them
+            yield from self()
+            return
+        fields = self.config.datasets[self.dataset_name].field_types()
+        for line, row in RowReader(path, fields):
+            yield line, normalise_row(row, fields)
+
+
+def row_source(config: Any, dataset_name: str) -> RowSource:
+    """The :class:`RowSource` of a dataset of a loaded config."""
+    return RowSource(config, dataset_name)

@@ -76,7 +76,11 @@ def dataset_renames(config: Any) -> dict[str, str]:
 def build_plan(
     config: Any, client: Client, options: PlanOptions = PlanOptions()
 ) -> tuple[Plan, RemoteState]:
-    """The plan that takes the remote to the manifests, and the remote state it was built on."""
+    """The plan that takes the remote to the manifests, and the remote state it was built on.
+
+    Every data file is checked (or found checked in the cache) before the first API call."""
+    if not options.destroy:
+        check_data(config, options.cache_dir)
     desired = desired_state(config)
     state = read(client, dataset_renames(config))
     changes, unmanaged = diff(
@@ -122,6 +126,31 @@ def ownership_notes(owns: Any, unmanaged: list[str], prune: bool, shown: int = 2
             f"{'them' if n != 1 else 'it'}; `hlops pull --all` writes {'them as manifests' if n != 1 else 'it as a manifest'}."
         )
     return notes
+
+
+def check_data(config: Any, cache_dir: Path | None) -> None:
+    """Check the data of every dataset that declares some; ManifestError with every problem
+    of every file (no network)."""
+    from hlops.data import prepare
+    from hlops.datafile import row_source
+    from hlops.errors import ManifestError
+
+    problems = []
+    for name, manifest in config.datasets.items():
+        if manifest.ensure != "present" or manifest.data is None:
+            continue
+        try:
+            prepare(
+                manifest.field_types(),
+                manifest.key,
+                row_source(config, name),
+                source=_relative(config.data_path(name)),
+                cache_dir=cache_dir,
+            )
+        except ManifestError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ManifestError(problems)
 
 
 def _with_data(

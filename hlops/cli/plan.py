@@ -58,7 +58,7 @@ def plan_command(paths, targets, prune, out, as_json, markdown, markdown_dir, ti
     if as_json and markdown:
         raise click.UsageError("--json and --markdown are exclusive")
     paths = _paths(paths)
-    config = api.load(paths)
+    config = api.load(paths, check_data=False)  # the plan checks data before any API call
     with open_connection(local, base_url, api_key, config.settings) as conn:
         result = api.plan(config, conn, prune=prune, targets=targets, show_data=show_data, manifests=paths)
     plan = result.plan
@@ -161,7 +161,7 @@ def _plan_and_apply(paths, targets, prune, destroy, auto_approve, allow_data_los
     from hlops import api
     from hlops.apply import check_allowed
 
-    config = api.load(paths)
+    config = api.load(paths, check_data=False)  # the plan checks data before any API call
     with open_connection(local, base_url, api_key, config.settings) as conn:
         result = api.plan(config, conn, prune=prune, destroy=destroy, targets=targets, manifests=paths)
         plan = result.plan

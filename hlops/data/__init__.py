@@ -30,14 +30,14 @@ from pathlib import Path
 from hlops import canonical
 from hlops.client import Client
 from hlops.data.cache import RateStore, file_state, signature
-from hlops.data.derive import DataDiff, derive, rate_for
+from hlops.data.derive import DataDiff, derive, load_summary, rate_for
 from hlops.data.digest import read_digest
 from hlops.data.local import FINE_MASK, RowSource, rereader, row_digest, row_key
 from hlops.data.upload import ProgressEvent, Uploader, UploadFailed, _Stop
 from hlops.errors import StalePlanError
 from hlops.plan import DataChange
 
-__all__ = ["DataReport", "ProgressEvent", "RowSource", "UploadFailed", "apply_data", "plan_data"]
+__all__ = ["DataReport", "ProgressEvent", "RowSource", "UploadFailed", "apply_data", "plan_data", "prepare"]
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,16 @@ def _handle(change: DataChange) -> tuple[DataDiff, str] | None:
     if entry is None or entry[0]() is not change:
         return None
     return entry[1], entry[2]
+
+
+def prepare(
+    fields: dict[str, str], key: str | None, rows: RowSource, *, source: str | None = None,
+    cache_dir: Path | None = None,
+) -> None:
+    """Check a dataset's data before anything talks to the API: the local summary is made
+    (every row checked; ManifestError with line numbers) or found valid in the cache.
+    :func:`plan_data` then reuses it instead of reading the file again."""
+    load_summary(rows, fields, key, source, cache_dir, source or "inline data")
 
 
 def plan_data(

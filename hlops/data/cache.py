@@ -55,13 +55,14 @@ def _module_source_hash() -> str:
 _SOURCES: str | None = None
 
 
-def signature(fields: dict[str, str], key: str | None) -> str:
-    """What the summary of a file depends on besides its bytes."""
+def signature(fields: dict[str, str], key: str | None, checks: str = "") -> str:
+    """What the summary of a file depends on besides its bytes (``checks``: what the row
+    checks depend on besides fields and key, see :class:`hlops.datafile.RowSource`)."""
     global _SOURCES
     if _SOURCES is None:
         _SOURCES = _module_source_hash()
     body = json.dumps(
-        {"format": FORMAT, "fields": sorted(fields.items()), "key": key,
+        {"format": FORMAT, "fields": sorted(fields.items()), "key": key, "checks": checks,
          "hlops": __version__, "sources": _SOURCES, "fine": FINE, "zero": canonical.ZERO_HASH},
         sort_keys=True,
     )

@@ -154,24 +154,36 @@ def _digits(a: np.ndarray) -> np.ndarray:
     return np.floor(np.log10(np.maximum(a, 1))).astype(np.int64) + 1 + (a < 0)
 
 
+# Summaries made in this process, so the check before any network call (``prepare``) and
+# the plan that follows read a data file once. Keyed by path, stat and signature.
+_RECENT: dict[tuple, LocalSummary] = {}
+_RECENT_MAX = 8
+
+
 def load_summary(
     rows: RowSource, fields: dict[str, str], key: str | None, source: str | None,
     cache_dir: Path | None, where: str,
 ) -> tuple[LocalSummary, dict | None]:
     """The fine summary (from the cache when the file and its meaning are unchanged), and
-    the file's stat as read."""
+    the file's stat as read. A summary only exists for data that passed every check (the
+    checked pass raises ManifestError after the last row otherwise)."""
     path = Path(source) if source else None
     state = file_state(path) if path is not None else None
+    sig = signature(fields, key, getattr(rows, "checks", ""))
+    recent_key = (str(path), repr(state), sig) if state is not None else None
+    if recent_key in _RECENT:
+        return _RECENT[recent_key], state
     cache = SummaryCache(cache_dir) if cache_dir is not None and state is not None else None
-    sig = signature(fields, key)
-    if cache is not None:
-        hit = cache.load(path, sig)
-        if hit is not None:
-            return hit, state
-    started = time.time()
-    summary = summarise(rows, key, where)
-    if cache is not None:
-        cache.save(path, sig, state, summary, started)
+    summary = cache.load(path, sig) if cache is not None else None
+    if summary is None:
+        started = time.time()
+        summary = summarise(rows, key, where)
+        if cache is not None:
+            cache.save(path, sig, state, summary, started)
+    if recent_key is not None:
+        if len(_RECENT) >= _RECENT_MAX:
+            _RECENT.pop(next(iter(_RECENT)))
+        _RECENT[recent_key] = summary
     return summary, state
 
 
