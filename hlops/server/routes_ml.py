@@ -3,7 +3,7 @@
 and the background :class:`~hlops.server.training.Trainer` behind them.
 
 :func:`install_ml` adds all of it to an app made by :func:`hlops.server.app.create_app`:
-an ``APIRouter``, ``app.state.model_status``, and a small ASGI middleware that starts the
+two routes, ``app.state.model_status``, and a small ASGI middleware that starts the
 trainer with the first request and *kicks* it after every successful write (inside the
 gate, so it sees the route's real answer: a replayed idempotent write is no new write).
 
@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, FastAPI, Query
+from fastapi import Depends, FastAPI, Query
 from pydantic import Field, WithJsonSchema
 from starlette.responses import Response, StreamingResponse
 
@@ -143,9 +143,9 @@ def install_ml(app: FastAPI, store: Any, settings: Settings, *, trainer: Trainer
     trainer = trainer or Trainer(SqliteModels(store))
     app.state.trainer = trainer
     app.state.model_status = trainer.status
-    app.include_router(router(trainer, settings))
+    _routes(app, trainer, settings)
     if settings.test_endpoints:
-        app.include_router(test_router(trainer))
+        _test_routes(app, trainer)
     app.add_middleware(TrainingKicks, trainer=trainer)
     return trainer
 
@@ -153,12 +153,14 @@ def install_ml(app: FastAPI, store: Any, settings: Settings, *, trainer: Trainer
 # ---------------------------------------------------------------------- routes
 
 
-def router(trainer: Trainer, settings: Settings) -> APIRouter:
+def _routes(app: FastAPI, trainer: Trainer, settings: Settings) -> None:
+    # Routes go on the app itself, not through include_router: recent FastAPI versions
+    # include a router as one lazy entry, and the gate reads route paths for its counts.
     models = trainer.models
-    api = APIRouter(tags=["models"])
+    tags = ["models"]
 
-    @api.post(
-        "/projects/{project_id}/predict", response_model=list[PredictedRow],
+    @app.post(
+        "/projects/{project_id}/predict", response_model=list[PredictedRow], tags=tags,
         responses={409: {"model": S.ErrorOut, "description": "An output has fewer than 10 annotated datapoints"}},
     )
     def predict(project_id: ProjectId, body: PredictIn, org: int = Depends(org_id)) -> Response:
@@ -199,8 +201,8 @@ def router(trainer: Trainer, settings: Settings) -> APIRouter:
         ]
         return Response(orjson.dumps(answer), media_type="application/json")
 
-    @api.get(
-        "/projects/{project_id}/export", response_model=list[ExportRow],
+    @app.get(
+        "/projects/{project_id}/export", response_model=list[ExportRow], tags=tags,
         responses={200: {"content": {NDJSON: {"schema": {"$ref": "#/components/schemas/ExportRow"}}},
                          "description": "A JSON array, or (`format=jsonl`) one JSON object per line."}},
     )
@@ -214,18 +216,12 @@ def router(trainer: Trainer, settings: Settings) -> APIRouter:
         media = NDJSON if format == "jsonl" else "application/json"
         return StreamingResponse(_export_stream(models, spec, format == "jsonl"), media_type=media)
 
-    return api
 
-
-def test_router(trainer: Trainer) -> APIRouter:
-    api = APIRouter()
-
-    @api.post("/_test/train", include_in_schema=False, response_model=TrainWait)
+def _test_routes(app: FastAPI, trainer: Trainer) -> None:
+    @app.post("/_test/train", include_in_schema=False, response_model=TrainWait)
     def train_now(timeout: float = 60.0) -> dict:
         """Test-only: skip the debounce and wait until no training is queued or running."""
         return {"idle": trainer.flush(min(max(timeout, 0.0), 300.0))}
-
-    return api
 
 
 # ---------------------------------------------------------------------- helpers

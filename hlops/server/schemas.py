@@ -319,8 +319,15 @@ class Annotation(_Out):
 
 
 class ModelStatus(_Out):
-    status: str = Field(description="`untrained`, `ready_to_train` (>= 10 annotated datapoints); training adds more.")
-    version: int
+    status: Literal["untrained", "training", "ready", "failed"] = Field(
+        description="`untrained` (< 10 annotated datapoints), `training` (a (re)train is queued or running; a "
+        "previous model still serves), `ready` (trained on the current annotations), `failed` (see `error`)."
+    )
+    version: int = Field(description="The serving model's version (+1 per trained model); 0: none.")
+    trained_on: int = Field(0, description="Annotated datapoints the serving model learnt from.")
+    trained_at: str | None = None
+    metrics: dict[str, Any] | None = Field(None, description="The model's metrics (docs/models.md).")
+    error: str | None = Field(None, description="Why the last training failed (`failed` only).")
 
 
 class BySource(_Out):
