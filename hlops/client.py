@@ -191,6 +191,29 @@ class Client:
             raise AmbiguousCreate(f"{method} {path}: HTTP {status}: {detail}")
         raise _error_class(status)(status, detail, method, path)
 
+    def stream_lines(self, path: str, **params: Any) -> Iterator[bytes]:
+        """A GET whose answer is read as it arrives (``GET /projects/{id}/export?format=jsonl``):
+        yields each non-empty line. An error status raises as :meth:`request` does; an answer
+        cut off midway raises :class:`~hlops.errors.TransportError`."""
+        self.calls.add("GET", 0)
+        try:
+            response = self._session(False).get(
+                self.base_url + path, params=params or None, timeout=self.options.timeout, stream=True,
+            )
+        except requests.exceptions.RetryError as exc:
+            raise TransportError(f"GET {path}: gave up after retries ({_reason(exc)})") from None
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            raise TransportError(f"GET {path}: cannot reach {self.base_url} ({_reason(exc)})") from None
+        with response:
+            if response.status_code >= 400:
+                self._decode(response, "GET", path, False)
+            try:
+                for line in response.iter_lines(chunk_size=256 * 1024, delimiter=b"\n"):
+                    if line:
+                        yield line
+            except (requests.exceptions.RequestException, OSError) as exc:
+                raise TransportError(f"GET {path}: the answer was cut off ({_reason(exc)})") from None
+
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params=params or None)
 
