@@ -191,8 +191,8 @@ def import_command(project, file, workers, local, base_url, api_key):
     "value": ...} -- the datapoint by its dataset's key (add "dataset": NAME when the project
     reads several datasets with the same key), or by "datapoint_id". The value is a label
     (classification), a list of labels (multilabel) or a list of {start, end, label} spans
-    (tagging). The file is checked in full before anything is written; the last annotation of
-    a datapoint and output wins."""
+    (tagging). The file is checked in full before anything is written (a datapoint named twice
+    for one output is refused); an import replaces a datapoint's earlier annotation."""
     from hlops import labelled
 
     source, rows = labelled.read_annotations(file)

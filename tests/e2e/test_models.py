@@ -179,11 +179,6 @@ def test_seed_flow_annotate_ten_predict_export_retrain(server, work):
     assert result.code == 0, result
     assert [item["data"] for item in json.loads(result.out)] == SEED_TEXTS
 
-    # a model dies with its project
-    db = sqlite3.connect(f"file:{server.db_path}?mode=ro", uri=True)
-    assert db.execute("SELECT count(*) FROM models WHERE project_id = ? AND model IS NOT NULL", (pid,)).fetchone()[0] == 1
-    db.close()
-
 
 # ---------------------------------------------------------------------- other task types
 
@@ -302,6 +297,22 @@ def test_import_checks_the_file_before_any_call(server, work):
     assert result.code == 1, result
     assert "Imported 1 annotation (1 datapoints)" in result.out and "skipped 1 row." in result.out
     assert "spans.jsonl:2:1: key 'news-1001': HTTP 422: a span runs past the end of its text" in result.err
+
+
+def test_a_model_dies_with_its_project(server, work):
+    """Deleting a project (or replacing it: delete + create) deletes its models."""
+    pid = project(server, SENTIMENT)["id"]
+
+    def models_of(project_id: int) -> int:
+        db = sqlite3.connect(f"file:{server.db_path}?mode=ro", uri=True)
+        try:
+            return db.execute("SELECT count(*) FROM models WHERE project_id = ?", (project_id,)).fetchone()[0]
+        finally:
+            db.close()
+
+    assert models_of(pid) == 1
+    assert server.call("DELETE", f"/projects/{pid}").status_code == 200
+    assert models_of(pid) == 0
 
 
 # ---------------------------------------------------------------------- --local
