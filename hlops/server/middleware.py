@@ -224,15 +224,18 @@ class Gate:
 
     def _template(self, scope: dict) -> str:
         route = scope.get("route")
-        if route is not None and hasattr(route, "path"):
+        if isinstance(getattr(route, "path", None), str):
             return route.path
         for candidate in self.routes:
+            path = getattr(candidate, "path", None)
+            if not isinstance(path, str):  # e.g. a lazily included router: nothing to name
+                continue
             try:
                 match, _ = candidate.matches(scope)
             except Exception:  # noqa: BLE001 - a route that cannot match this scope
                 continue
             if match == Match.FULL:
-                return candidate.path
+                return path
         return "<unmatched>"
 
 
