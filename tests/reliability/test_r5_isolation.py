@@ -198,7 +198,9 @@ def test_hlops_as_another_organisation_sees_nothing(rig, record, tmp_path):
 
     doc = json.loads(plan.out) if plan.out.strip().startswith("{") else {}
     actions = {c["kind"] + "/" + c["name"]: c["action"] for c in doc.get("changes", [])}
-    leaked = [u for u in doc.get("unmanaged", []) if "a-secret" in u or "a-idem" in u or "sentiment" in u.lower()]
+    theirs = {f"dataset/{d['name']}" for d in rig["a"].all("/datasets")} | {f"project/{p['name']}" for p in rig["a"].all("/projects")}
+    mine = {f"dataset/{d['name']}" for d in rig["b"].all("/datasets")} | {f"project/{p['name']}" for p in rig["b"].all("/projects")}
+    leaked = [u for u in doc.get("unmanaged", []) if u in theirs - mine or u not in mine]
     ok = plan.code == 2 and set(actions.values()) == {"create"} and not leaked and "a-private-text" not in plan.out
     record("R5", cases=1, passed=int(ok), checks="hlops plan as another organisation")
     assert ok, (plan, actions, doc.get("unmanaged"))
