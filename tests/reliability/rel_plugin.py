@@ -55,11 +55,17 @@ def pytest_runtest_logreport(report):
                 "seconds": round(report.duration, 3), "time": round(time.time(), 3)})
 
 
+_SERVERS: dict[str, object] = {}  # module -> its module-scoped `server` fixture (alive until the module ends)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_teardown(item, nextitem):
     last_of_module = nextitem is None or nextitem.module is not item.module
-    server = item.funcargs.get("server") if hasattr(item, "funcargs") else None
-    name = item.nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+    module = item.nodeid.split("::", 1)[0]
+    if hasattr(item, "funcargs") and item.funcargs.get("server") is not None:
+        _SERVERS[module] = item.funcargs["server"]
+    server = _SERVERS.get(module)
+    name = module.rsplit("/", 1)[-1]
     if last_of_module and server is not None and "tests/server/" in item.nodeid and server_item(name):
         try:
             stats = server.stats()
