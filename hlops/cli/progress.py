@@ -74,7 +74,7 @@ class EventPrinter:
         head = (
             f"Apply {'complete' if report.ok else 'incomplete'}: {len(done)} done, "
             f"{len(failed)} failed, {len(skipped)} skipped; {report.calls} API calls "
-            f"({report.writes} writes) in {report.seconds:.1f} s."
+            f"({report.writes} writes) in {report.seconds:.2f} s."
         )
         if self.color:
             head = click.style(head, fg="green" if report.ok else "red", bold=True)

@@ -33,7 +33,7 @@ from hlops.render.values import (
     ACTION_PHRASE,
     cost_line,
     data_line,
-    flatten,
+    resource_lines,
     is_pruned,
     is_text_block,
     risk_key,
@@ -224,11 +224,7 @@ def _block(change: ResourceChange) -> str:
     text_blocks: list[tuple[str, list[str]]] = []
     if change.action in (Action.CREATE, Action.DELETE):
         sign, value = ("+", change.after) if change.action == Action.CREATE else ("-", change.before)
-        diff_lines = [
-            f"{sign} {'.'.join(p)}: {show(v)}"
-            for p, v in flatten(value or {})
-            if p[0] != "name" and not _unset(p, v)
-        ]
+        diff_lines = [f"{sign} {line}" for line in resource_lines(value)]
     else:
         for attr in change.changes:
             if is_text_block(attr):
@@ -256,18 +252,6 @@ def _block(change: ResourceChange) -> str:
         lines.append("")
     lines += ["</details>", ""]
     return "\n".join(lines)
-
-
-def _unset(path: tuple[str, ...], value: object) -> bool:
-    """An attribute left at its empty default, which says nothing in a review: no
-    description, no tagging input, no source. (A label without a description stays.)"""
-    if len(path) > 1 and path[-2] == "labels":
-        return False
-    return (
-        (value is None and path[-1] in ("description", "input"))
-        or (value == [] and path[-1] == "from")
-        or (value == {} and path[-1] == "labels")
-    )
 
 
 def _cut(block: str, room: int, limit: int = LIMIT) -> str:

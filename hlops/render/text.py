@@ -11,7 +11,7 @@ from hlops.render.values import (
     ACTION_PHRASE,
     cost_line,
     data_line,
-    flatten,
+    resource_lines,
     is_pruned,
     is_text_block,
     show,
@@ -104,16 +104,10 @@ def _resource(out: _Out, change: ResourceChange) -> None:
         out.add(f"  # ({note})")
     symbol = action.symbol if action != Action.NOOP else " "
     out.add(out.style(f"{symbol:>3} {change.kind} {show(change.name)} {{", colour))
-    if action == Action.CREATE:
-        for path, value in flatten(change.after or {}):
-            if path[0] == "name":
-                continue
-            _leaf(out, "+", ".".join(path), value, "green")
-    elif action == Action.DELETE:
-        for path, value in flatten(change.before or {}):
-            if path[0] == "name":
-                continue
-            _leaf(out, "-", ".".join(path), value, "red")
+    if action in (Action.CREATE, Action.DELETE):
+        sign, colour_, value = ("+", "green", change.after) if action == Action.CREATE else ("-", "red", change.before)
+        for line in resource_lines(value):
+            out.add(out.style(f"      {sign} {line}", colour_))
     else:
         for attr in change.changes:
             sign = {"add": "+", "remove": "-", "change": "~"}[attr.kind]
@@ -147,10 +141,6 @@ def _resource(out: _Out, change: ResourceChange) -> None:
     if change.prevent_destroy and change.destroys:
         out.add(out.style("    ! lifecycle.prevent_destroy is set: apply will refuse this", "red", bold=True))
     out.add()
-
-
-def _leaf(out: _Out, sign: str, name: str, value: Any, colour: str) -> None:
-    out.add(out.style(f"      {sign} {name}: {show(value)}", colour))
 
 
 def _warnings(out: _Out, plan: Plan) -> None:

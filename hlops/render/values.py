@@ -45,7 +45,8 @@ def show(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(show(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {show(v)}" for k, v in value.items()) + "}"
+        # An attribute left unset inside a map says nothing: {data_type: "text"}.
+        return "{" + ", ".join(f"{k}: {show(v)}" for k, v in value.items() if v is not None) + "}"
     return str(value)
 
 
@@ -57,6 +58,29 @@ def flatten(value: Any, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, .
             out.extend(flatten(item, (*prefix, str(key))))
         return out
     return [(prefix, value)]
+
+
+def resource_lines(value: dict[str, Any] | None) -> list[str]:
+    """A whole resource (created or destroyed) as ``path: value`` lines, without the
+    attributes left at their empty default (no description, no tagging input, no source),
+    which say nothing in a review; a label without a description is just its path."""
+    lines = []
+    for path, item in flatten(value or {}):
+        if path[0] == "name" or _unset(path, item):
+            continue
+        dotted = ".".join(path)
+        lines.append(dotted if item is None else f"{dotted}: {show(item)}")
+    return lines
+
+
+def _unset(path: tuple[str, ...], value: object) -> bool:
+    if len(path) > 1 and path[-2] == "labels":
+        return False
+    return (
+        (value is None and path[-1] in ("description", "input", "key"))
+        or (value == [] and path[-1] == "from")
+        or (value == {} and path[-1] == "labels")
+    )
 
 
 def text_diff(before: str | None, after: str | None, name: str) -> list[str]:

@@ -74,7 +74,7 @@ SCENARIOS = {
     ),
     "add a field": (
         ("dataset.yaml", "  rating: categorical\n", "  rating: categorical\n  lang: categorical\n"),
-        ['~ dataset "shop-reviews" {', '+ fields.lang: {data_type: "categorical", description: (none)}'],
+        ['~ dataset "shop-reviews" {', '+ fields.lang: {data_type: "categorical"}'],
         "Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy.",
         (),
     ),

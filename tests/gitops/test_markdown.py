@@ -42,6 +42,7 @@ def test_examples_create_plans_match_their_golden_files(server, connect, example
     assert len(parts) == 1
     balanced(parts[0])
     check_golden(f"create-{example.name}.md", parts[0])
+    check_golden(f"create-{example.name}.txt", text.render(plan, color=False))
 
 
 def test_a_plan_over_the_limit_splits_into_parts_that_stand_alone():
