@@ -4,6 +4,9 @@
     .venv/bin/python bench/reliability.py --full     # the bigger runs (HLOPS_RELIABILITY_FULL=1)
     .venv/bin/python bench/reliability.py --render   # only re-render docs/reliability.md from the JSON
 
+The default run's results go to ``bench/results/reliability.json``, the full run's to
+``bench/results/reliability-full.json``; the page shows both tables when both exist.
+
 It runs ``pytest tests/reliability`` plus the ``tests/server`` modules the suite builds on
 (schemathesis, protocol, isolation, durability) with the ``rel_plugin`` plugin; the tests
 themselves write one JSON line per figure (the ``record`` fixture) and the plugin one per
@@ -28,6 +31,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results" / "reliability.json"
+RESULTS_FULL = REPO / "bench" / "results" / "reliability-full.json"  # --full
 DOC = REPO / "docs" / "reliability.md"
 # the tests/server modules the suite builds on (R4, R5, R8), found by how their names end
 SERVER_MODULES = sorted(str(p.relative_to(REPO)) for end in ("schemathesis", "protocol", "isolation", "durability")
@@ -253,7 +257,15 @@ HOW = """
 """
 
 
-def render(data: dict) -> str:
+def render(data: dict, full: dict | None = None) -> str:
+    parts = [HEADER, "## The table (default bounds: every `pytest` run)", "", *table(data)]
+    if full is not None:
+        parts += ["", "## The table with `--full` (HLOPS_RELIABILITY_FULL=1)", "", *table(full)]
+    parts += [HOW, *details(data)]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def table(data: dict) -> list[str]:
     items = data["items"]
     rows = ["| Item | What is checked | Cases tried | Passed | Tests (passed/run) | Key figures |",
             "|---|---|---:|---:|---:|---|"]
@@ -268,7 +280,15 @@ def render(data: dict) -> str:
                                   and items[n]["server_tests"] == items[n]["server_tests_passed"] for n in ITEMS) else "**FAILURES**"
     run = (f"Run of {meta['date']} at commit `{meta['commit']}` ({'full' if meta['full'] else 'default'} bounds, "
            f"{meta['seconds']:.0f} s on {meta['cpus']} cores, Python {meta['python']}): {verdict}; pytest exit {meta['pytest_exit']}.")
-    details = ["", "## Details", ""]
+    failed = [r["test"] for r in data["records"] if r.get("kind") == "outcome" and r["outcome"] == "failed"]
+    if failed:
+        run += " Failed: " + ", ".join(f"`{t}`" for t in failed) + "."
+    return [run, "", *rows]
+
+
+def details(data: dict) -> list[str]:
+    items = data["items"]
+    details = ["", "## Details (default bounds)", ""]
     for name in ITEMS:
         f = items[name]["figures"]
         if not f:
@@ -280,7 +300,7 @@ def render(data: dict) -> str:
             extra = ", ".join(f"{k}={v}" for k, v in x.items() if k not in ("test", "cases", "passed", "full", "by_status"))
             details.append(f"- `{label}`: {x['passed']}/{x['cases']}" + (f" ({extra})" if extra else ""))
         details.append("")
-    return "\n".join([HEADER, "## The table", "", run, "", *rows, HOW, *details]).rstrip() + "\n"
+    return details
 
 
 def git_commit() -> str:
@@ -296,8 +316,9 @@ def main() -> int:
     parser.add_argument("--render", action="store_true", help="only render docs/reliability.md from the JSON")
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (e.g. -x)")
     args = parser.parse_args()
+    target = RESULTS_FULL if args.full else RESULTS
     if args.render:
-        data = json.loads(RESULTS.read_text())
+        data = json.loads(target.read_text())
         data["items"] = fold(data["records"])
     else:
         lines, meta = run_suite(args.full, args.pytest_args)
@@ -308,15 +329,21 @@ def main() -> int:
             "items": fold(lines),
             "records": lines,
         }
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(data, indent=1, sort_keys=False, default=str) + "\n")
-    DOC.write_text(render(data))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(data, indent=1, sort_keys=False, default=str) + "\n")
+    default = json.loads(RESULTS.read_text()) if RESULTS.exists() else data
+    default["items"] = fold(default["records"])
+    full = None
+    if RESULTS_FULL.exists():
+        full = json.loads(RESULTS_FULL.read_text())
+        full["items"] = fold(full["records"])
+    DOC.write_text(render(default, full))
     items = data["items"]
     for name in ITEMS:
         it = items[name]
         print(f"{name}: {it['passed']:,}/{it['cases']:,} cases, tests {it['tests_passed']}/{it['tests']}"
               + (f" + {it['server_tests_passed']}/{it['server_tests']} (tests/server)" if it["server_tests"] else ""))
-    print(f"wrote {RESULTS.relative_to(REPO)} and {DOC.relative_to(REPO)}")
+    print(f"wrote {target.relative_to(REPO)} and {DOC.relative_to(REPO)}")
     return 0 if data["meta"]["pytest_exit"] == 0 else 1
 
 
