@@ -175,7 +175,8 @@ class RowChecker:
     """Checks rows one by one (``check``) and, at the end, keys (``finish``)."""
 
     def __init__(self, fields: Mapping[str, str], key: str | None = None,
-                 span_texts: Mapping[str, str] | None = None, display: str = ""):
+                 span_texts: Mapping[str, str] | None = None, display: str = "",
+                 duplicates: bool = True):
         self.fields = dict(fields)
         self.key = key
         self.span_texts = {s: t for s, t in (span_texts or {}).items()
@@ -184,7 +185,7 @@ class RowChecker:
         self.problems: list[Problem] = []
         self.rows = 0
         self.bad_rows = 0
-        self._keys = KeyIndex() if key else None
+        self._keys = KeyIndex() if key and duplicates else None
         self._classes: dict[tuple, list] = {}  # class -> [count, shown, last_line, what]
         self._shown = 0
 
@@ -248,7 +249,7 @@ class RowChecker:
                 ok = False
                 self.report(*position(self.key), f"no value for the key field {self.key!r} — "
                             "every datapoint needs a key", ("nokey",), "rows without a key")
-            elif ok:
+            elif ok and self._keys is not None:
                 self._keys.add(text, line)
         if not ok:
             self.bad_rows += 1
@@ -295,11 +296,13 @@ def check_data(path: Path | str, fields: Mapping[str, str], key: str | None = No
 
 def iter_checked(path: Path | str, fields: Mapping[str, str], key: str | None = None, *,
                  span_texts: Mapping[str, str] | None = None,
-                 display: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+                 display: str | None = None,
+                 duplicates: bool = True) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line, normalised row)`` of every good row; ManifestError after the last row when
-    any row (or the file's syntax) had a problem."""
+    any row (or the file's syntax) had a problem. ``duplicates=False`` leaves duplicate keys
+    to the caller (:func:`hlops.data.local.summarise` finds them itself, in the same pass)."""
     reader = RowReader(path, fields, display)
-    checker = RowChecker(fields, key, span_texts, reader.display)
+    checker = RowChecker(fields, key, span_texts, reader.display, duplicates=duplicates)
     for line, row in reader:
         norm = checker.check(line, row, reader.position)
         if norm is not None:
@@ -324,7 +327,8 @@ def check_inline(rows: Iterable[tuple], fields: Mapping[str, str],
     return good, checker.finish()
 
 
-def iter_normalised(config: Any, dataset_name: str) -> Iterator[tuple[int, dict[str, Any]]]:
+def iter_normalised(config: Any, dataset_name: str,
+                    duplicates: bool = True) -> Iterator[tuple[int, dict[str, Any]]]:
     """The rows of a dataset of a loaded :class:`~hlops.manifest.Config`, checked and
     normalised: from its data file, or its inline ``data:`` list (lines of the manifest).
     Yields nothing for a dataset without data. ManifestError after the last row on problems.
@@ -333,7 +337,7 @@ def iter_normalised(config: Any, dataset_name: str) -> Iterator[tuple[int, dict[
     fields, texts = dataset.field_types(), config.span_texts(dataset_name)
     path = config.data_path(dataset_name)
     if path is not None:
-        yield from iter_checked(path, fields, dataset.key, span_texts=texts)
+        yield from iter_checked(path, fields, dataset.key, span_texts=texts, duplicates=duplicates)
         return
     if isinstance(dataset.data, list):
         good, problems = check_inline(config.inline_rows(dataset_name), fields, dataset.key,
@@ -351,7 +355,14 @@ class RowSource:
     the passes after the first, once the data is known to be good. ``checks`` names what the
     checks depend on besides the fields and key (which text each span field points into), so
     a cache of "this file was checked" can include it.
+
+    Duplicate keys are left to the reader (``duplicate_keys_checked_by_reader``): every
+    consumer is :func:`hlops.data.local.summarise`, which finds them in the same pass from
+    the 64-bit key points it keeps anyway (and confirms them with the exact keys), so a
+    second index of every key here would only cost time.
     """
+
+    duplicate_keys_checked_by_reader = True
 
     def __init__(self, config: Any, dataset_name: str):
         self.config = config
@@ -360,7 +371,7 @@ class RowSource:
         self.checks = ",".join(f"{s}>{t}" for s, t in sorted(texts.items()))
 
     def __call__(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        return iter_normalised(self.config, self.dataset_name)
+        return iter_normalised(self.config, self.dataset_name, duplicates=False)
 
     def unchecked(self) -> Iterator[tuple[int, dict[str, Any]]]:
         path = self.config.data_path(self.dataset_name)

@@ -127,7 +127,7 @@ def summarise(rows: RowSource, key: str | None, where: str) -> LocalSummary:
                 if kt is None:
                     missing += 1
                     if len(problems) < MAX_PROBLEMS:
-                        problems.append(Problem(where, line, 0, f"this datapoint has no value for the key field {key!r}"))
+                        problems.append(Problem(where, line, 1, f"no value for the key field {key!r} — every datapoint needs a key"))
                     continue
         points.append(key_point(kt))
         digests += digest
@@ -207,7 +207,7 @@ def _duplicate_key_problems(rows: RowSource, key: str, where: str, suspects: set
         if seen is None:
             first[kt] = line
         elif len(problems) < MAX_PROBLEMS:
-            problems.append(Problem(where, line, 0, f"duplicate key: the same {key!r} value as on line {seen}; a key identifies one datapoint"))
+            problems.append(Problem(where, line, 1, f"duplicate key: line {seen} has the same {key!r} — each datapoint needs its own key"))
         else:
             more += 1
     if more:

@@ -207,3 +207,15 @@ def test_destroy_deletes_what_the_manifests_declare(fresh_server, shop):
     assert done.code == 0, done
     assert fresh_server.call("GET", "/datasets").json()["items"] == []
     assert fresh_server.call("GET", "/projects").json()["items"] == []
+
+
+def test_duplicate_key_in_the_data_is_located_and_nothing_is_called(fresh_server, shop):
+    rows = (shop / "data" / "reviews.jsonl").read_text().splitlines()
+    (shop / "data" / "reviews.jsonl").write_text("\n".join([*rows, rows[1]]) + "\n")
+    before = fresh_server.stats()["total"]
+    for command in ("plan", "apply"):
+        result = hl(fresh_server, command, str(shop), "--auto-approve" if command == "apply" else "--no-color", cwd=shop.parent)
+        assert result.code == 1, result
+        assert "shop/data/reviews.jsonl:41:1: duplicate key: line 2 has the same 'review_id'" in result.err
+        assert "Traceback" not in result.err
+    assert fresh_server.stats()["total"] == before
