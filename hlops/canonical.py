@@ -151,6 +151,9 @@ def normalise_row(row: Mapping[str, Any], fields: Mapping[str, str]) -> dict[str
     out: dict[str, Any] = {}
     for name, value in row.items():
         data_type = fields.get(name)
+        if type(value) is str and (data_type == "text" or data_type == "categorical"):
+            out[name] = value  # the common case, already canonical
+            continue
         if data_type is None:
             raise InvalidValue(_unknown_field_msg(name, fields), "unknown_field", (name,))
         try:
