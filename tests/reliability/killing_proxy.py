@@ -71,7 +71,8 @@ class KillingProxy:
         class Handler(_Handler):
             owner = proxy
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.forwarding = 0  # calls forwarded whose answer has not come back yet
+        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="killing-proxy", daemon=True)
@@ -97,6 +98,13 @@ class KillingProxy:
             self.on_answer = None
             self.before_forward = None
 
+    def drain(self, timeout: float = 60.0) -> None:
+        """Wait until every call already forwarded has its answer (a killed client's last
+        calls may still be running in the server: let them finish before the next run)."""
+        deadline = time.monotonic() + timeout
+        while self.forwarding and time.monotonic() < deadline:
+            time.sleep(0.01)
+
     def close(self) -> None:
         self.frozen.set()
         self.httpd.shutdown()
@@ -120,6 +128,12 @@ class KillingProxy:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        """A client killed mid-answer (broken pipe, reset) is what this proxy is for: no
+        traceback on stderr (in-process runs of hlops would capture it as theirs)."""
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -163,6 +177,8 @@ class _Handler(BaseHTTPRequestHandler):
         if hook is not None:
             hook(ex)  # e.g. change the server's state just before this call reaches it
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+        with owner.lock:
+            owner.forwarding += 1
         try:
             conn = self._upstream()
             conn.request(self.command, self.path, body=body, headers=headers)
@@ -172,6 +188,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._drop_upstream()
             self.close_connection = True  # like a dead server: no answer at all
             return
+        finally:
+            with owner.lock:
+                owner.forwarding -= 1
         kill = None
         with owner.lock:
             owner.answers += 1

@@ -85,6 +85,8 @@ def killed_run(rig, org: Org, paths, home: Path, k: int, when: str, parallelism:
         proxy.arm(pid, k, when)
         code = rig["zygote"].wait()
     killed_at = proxy.killed_at
+    proxy.frozen.set()  # whatever the dead client still had in flight reaches the server, or not;
+    proxy.drain()  # either way it is over before the next run starts
     proxy.reset()
     return code, killed_at
 

@@ -1,6 +1,7 @@
 """R2 -- storms: with 20% of the calls answered 503 or 429 (with ``Retry-After``), apply
 converges, makes at most 1.5x the calls of a fault-free apply, and retries nothing that was
-not safe to retry.
+not safe to retry (when a random draw injects more than 20%, the bound is that no fault
+costs more than two calls).
 
 The faults come from the reference server's seeded injector; with ``phase="after"`` the
 server does the work and commits it, *then* answers the fault (a lost response). The loopback
@@ -189,8 +190,14 @@ def run_storm(rig, record, org: Org, scenario: str, paths, expected, phase, seed
     problems = [] if result.code == 0 else [f"the stormed apply failed: {result}"]
     if calls != stats["total"]:
         problems.append(f"the proxy saw {calls} calls, the server counted {stats['total']}")
-    if calls > BOUND * free:
-        problems.append(f"{calls} calls > {BOUND} x {free} (fault-free)")
+    # The bound is for a 20% storm. Faults are drawn at random, so a run can be hit harder
+    # (seed 104 injected 15 faults in 48 calls, 31%): then the bound that must hold is that
+    # the client does not amplify -- each fault costs at most two calls (the retry, and for a
+    # create the lookup by name before it is sent again).
+    if faults <= RATE * calls and calls > BOUND * free:
+        problems.append(f"{calls} calls > {BOUND} x {free} (fault-free) in a storm of {faults / calls:.0%}")
+    if calls - free > 2 * faults:
+        problems.append(f"{calls - free} extra calls for {faults} faults: more than two calls a fault")
     if not faults:
         problems.append("no fault was injected: the storm did not blow")
     problems += unsafe_retries(log)
@@ -199,7 +206,7 @@ def run_storm(rig, record, org: Org, scenario: str, paths, expected, phase, seed
         problems.append("plan after the storm shows changes")
     record("R2", cases=1, passed=int(not problems), scenario=scenario, phase=phase, seed=seed,
            retry_after=retry_after, calls=calls, fault_free_calls=free, faults=faults,
-           ratio=round(calls / free, 3),
+           ratio=round(calls / free, 3), fault_share=round(faults / calls, 3),
            create_faults=sum(1 for x in log if x.method == "POST" and x.path in CREATES and x.status >= 500))
     return [f"{scenario}: {p}" for p in problems]
 

@@ -177,8 +177,11 @@ def manifest_case(draw, tree: Path) -> Case:
     example = path.relative_to(tree).parts[0]
     if draw(st.integers(0, 4)) == 0:  # a YAML syntax error
         lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-        at = draw(st.integers(0, len(lines)))
+        # only where a top-level key or a document starts: inside a multi-line (quoted)
+        # scalar the same text would be part of a string, and valid
+        starts = [i for i, line in enumerate(lines) if re.match(r"^([A-Za-z_][\w-]*:|---)", line)] + [len(lines)]
         op = draw(st.sampled_from(TEXT_OPS))
+        at = len(lines) if op == "unclosed quote" else draw(st.sampled_from(starts))  # no later quote closes it
         bad = {"unclosed flow": "oops: {a: [1, 2\n", "tab indent": "\tname: tabbed\n",
                "unclosed quote": 'description: "never closed\n', "stray colon": ": : :\n",
                "bad indent": "kind: Dataset\n   name: over-indented\n  x: y\n"}[op]
@@ -458,8 +461,9 @@ def test_bad_flags_and_missing_files(rig, flag_tree, record, args, env, needle):
     if args[:2] == ["apply", "sentiment"] and len(args) == 2:
         # no --auto-approve and no terminal: this one plans first (the plan is what one
         # approves), then refuses -- reads only, nothing written
+        writes_before = srv.stats()["writes"]
         result = run_inprocess(args, srv.url, srv.api_key, rig["home"], flag_tree, env)
-        writes = srv.stats()["writes"]
+        writes = srv.stats()["writes"] - writes_before
         problems = judge(result.code, result.out, result.err, flag_tree, (), 0, " ".join(args))
         if needle not in result.err:
             problems.append(f"{needle!r} not in the message")
