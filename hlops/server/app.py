@@ -165,6 +165,7 @@ def create_app(store: Store, settings: Settings, *, model_status: Callable[[int,
         description="The Humanloop API as hlops uses it: the seed's calls plus the provisioning "
         "extensions (read, change, delete, digest). See docs/api.md.",
         responses=ERRORS,
+        dependencies=[Depends(_known_query_parameters)],
         **_fastapi_options(),
     )
     gate = GateState(
@@ -195,6 +196,40 @@ def create_app(store: Store, settings: Settings, *, model_status: Callable[[int,
     app.add_middleware(Gate, state=gate, routes=app.router.routes)
     _document_raw_bodies(app)
     return app
+
+
+def _known_query_parameters(request: Request) -> None:
+    """Refuse query parameters a call does not take (a typo like ``?limt=5`` would otherwise
+    be silently ignored), and one given twice (only the last would count): 422, located at
+    the parameter, naming the ones the call takes."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    allowed = getattr(route, "_hlops_query", None)
+    if allowed is None:
+        allowed = frozenset(_query_names(dependant))
+        route._hlops_query = allowed
+    names = [name for name, _value in request.query_params.multi_items()]
+    problems = []
+    takes = ", ".join(sorted(allowed)) or "none"
+    for name in dict.fromkeys(names):
+        if name not in allowed:
+            problems.append({"loc": ("query", name), "type": "extra_forbidden",
+                             "msg": f"unknown query parameter; this call takes: {takes}"})
+        elif names.count(name) > 1:
+            problems.append({"loc": ("query", name), "type": "too_many",
+                             "msg": "given more than once; give it once"})
+    if problems:
+        raise RequestValidationError(problems)
+
+
+def _query_names(dependant) -> set[str]:
+    """The query parameters of a route and of every dependency it has."""
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
 
 
 def _install_errors(app: FastAPI) -> None:

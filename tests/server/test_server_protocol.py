@@ -176,3 +176,15 @@ def test_health_and_openapi_without_key(server):
     assert put["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/DatasetAppend")
     assert "DatasetCreate" in spec["components"]["schemas"]
     assert spec["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-KEY"
+
+
+def test_unknown_and_repeated_query_parameters_are_422(server, ds_id):
+    typo = server.call("GET", f"/datasets/{ds_id}/datapoints", params={"limt": 5})
+    assert typo.status_code == 422, typo.text
+    [item] = typo.json()["detail"]
+    assert item["loc"] == ["query", "limt"] and item["type"] == "extra_forbidden"
+    assert "limit" in item["msg"]
+    twice = server.call("GET", "/datasets?name=a&name=b")
+    assert twice.status_code == 422, twice.text
+    assert twice.json()["detail"][0]["loc"] == ["query", "name"]
+    assert server.call("GET", "/datasets", params={"name": "a", "limit": 5}).status_code == 200
