@@ -57,7 +57,7 @@ def run_suite(full: bool, extra: list[str]) -> tuple[list[dict], dict]:
     if full:
         env["HLOPS_RELIABILITY_FULL"] = "1"
     cmd = [sys.executable, "-m", "pytest", "tests/reliability", *SERVER_MODULES, "-p", "rel_plugin",
-           "-p", "no:cacheprovider", "-q", "--timeout", "1800" if full else "600", *extra]
+           "-p", "no:cacheprovider", "-q", "-n", "0", "--timeout", "1800" if full else "600", *extra]
     started = time.monotonic()
     proc = subprocess.run(cmd, cwd=REPO, env=env)
     seconds = time.monotonic() - started
@@ -222,7 +222,9 @@ HOW = """
   proxy's wire log (method, path, query, Idempotency-Key, body digest, status, replayed)
   proves that a named create sent again carries the same key (replayed by the server) or
   follows a lookup by name that answered after the previous attempt and did not list it;
-  that no key is processed twice and no write is re-sent under a new key.
+  that no key is processed twice and no write is re-sent under a new key. Calls must stay
+  within 1.5x the fault-free count; when the random draw injected more than 20% of the calls
+  (it happens: one seed of the full run drew 31%), no fault may cost more than two calls.
 - **R3** (`test_r3_bad_input.py`): hypothesis mutations that make the input invalid by
   construction (required key removed, unknown key, uncoercible value, dangling reference,
   duplicate name or key, missing file, YAML/JSON that cannot parse, spans out of range,
@@ -241,6 +243,11 @@ HOW = """
 - **R7** (`test_r7_stale_plans.py`), **R8** (`test_r8_durability.py` +
   `tests/server/`'s durability test).
 
+Mutation checks (by hand, on a copy of the repository): the R1 sweep fails when apply
+skips the datapoints of a dataset that already exists; R2 fails when a create is re-sent
+without the lookup; R6 fails when the client puts the key in a 401 message; R3 and R7 failed
+before the fixes below. A test that cannot fail would be a defect.
+
 ## Found by the suite, and fixed
 
 - `hlops/apply.py`: a create whose answer was lost was looked up and re-sent once; a second
@@ -254,6 +261,20 @@ HOW = """
 - `hlops/cli/`: `--target` with a malformed address cost two API calls before failing, and
   an unwritable `plan -o` path was an internal error after planning; both are now usage
   errors before any call (R3, `test_bad_flags_and_missing_files`).
+- `hlops/server/`: unknown and repeated query parameters were accepted and ignored (a typo
+  like `?limt=5` silently listed the default page); they are now a located 422. schemathesis's
+  negative cases found it, only when another module ran first (R4, `tests/server`).
+- `tests/server/test_server_schemathesis.py`: a generated garbage `Transfer-Encoding` header is
+  answered by uvicorn's HTTP parser (plain-text 400) before the application sees it; such
+  cases are set aside (framing headers cannot have a documented answer).
+
+## Known and open
+
+- A rerun started while the killed run's last create is still being processed by the server
+  (milliseconds) can fail with 409 on that name; the run after it converges. R1 waits for the
+  killed client's forwarded calls to finish before rerunning.
+- An unreachable server costs ~30 s of connection retries (8, with back-off) before the
+  transport error is reported.
 """
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -29,6 +29,9 @@ from hlops.server.config import Settings
 from hlops.server.sqlite_store import SqliteStore
 
 MAX_EXAMPLES = 20
+# HTTP framing headers: uvicorn answers a garbage value with a plain-text 400 before the
+# request reaches the application, so no documented answer can exist for them.
+FRAMING_HEADERS = frozenset({"transfer-encoding", "content-length", "connection", "host", "te", "upgrade"})
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -75,6 +78,7 @@ def test_operation(api_schema, server, operation, mode):
     @settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck),
               derandomize=True, database=None)
     def run(case):
+        assume(not FRAMING_HEADERS & {name.lower() for name in case.headers or {}})
         response = case.call(headers=auth, timeout=30)
         assert "Traceback" not in response.text
         case.validate_response(response, checks=checks, headers=auth)
