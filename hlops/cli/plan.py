@@ -125,7 +125,7 @@ def _print_plan(plan: Any, as_json: bool, markdown: bool, no_color: bool, title:
 @main.command("apply")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @plan_shape_options
-@click.option("--auto-approve", is_flag=True, help="Apply without asking (for scripts and CI).")
+@click.option("--auto-approve", is_flag=True, help="Apply without asking (for scripts and CI; a saved plan never asks).")
 @click.option("--allow-data-loss", is_flag=True, help="Allow changes that destroy datapoints, annotations or models.")
 @click.option("--parallelism", default=4, show_default=True, callback=positive_int, help="Independent calls in flight at once.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan and the report as JSON.")
@@ -138,7 +138,7 @@ def apply_command(paths, targets, prune, auto_approve, allow_data_loss, parallel
     if len(paths) == 1 and api.is_saved_plan(paths[0]):
         if targets or prune:
             raise click.UsageError("--target/--prune belong to `hlops plan` when applying a saved plan")
-        _apply_saved(paths[0], auto_approve, allow_data_loss, parallelism, as_json, no_color, local, base_url, api_key)
+        _apply_saved(paths[0], allow_data_loss, parallelism, as_json, no_color, local, base_url, api_key)
         return
     _plan_and_apply(_paths(paths), targets, prune, False, auto_approve, allow_data_loss, parallelism, as_json, no_color, local, base_url, api_key)
 
@@ -178,7 +178,7 @@ def _plan_and_apply(paths, targets, prune, destroy, auto_approve, allow_data_los
         _run(lambda on_event: api.apply(result, conn, allow_data_loss=allow_data_loss, parallelism=parallelism, on_event=on_event), plan, as_json, no_color)
 
 
-def _apply_saved(path, auto_approve, allow_data_loss, parallelism, as_json, no_color, local, base_url, api_key):
+def _apply_saved(path, allow_data_loss, parallelism, as_json, no_color, local, base_url, api_key):
     from hlops import api
     from hlops.apply import check_allowed
 
@@ -189,7 +189,9 @@ def _apply_saved(path, auto_approve, allow_data_loss, parallelism, as_json, no_c
         click.echo("The saved plan has no changes; nothing to do.") if not as_json else _echo_json(saved, None)
         return
     check_allowed(saved, allow_data_loss)
-    confirm(auto_approve, "apply this saved plan")
+    # Like `terraform apply PLANFILE`: the saved plan is what was reviewed and approved, so it
+    # is applied without asking (--auto-approve is accepted and changes nothing); a plan that
+    # went stale since is refused by apply_saved before any write.
     settings = api.load(list(saved.manifests), check_data=False).settings if saved.manifests else None
     with open_connection(local, base_url, api_key, settings) as conn:
         _run(lambda on_event: api.apply_saved(saved, conn, allow_data_loss=allow_data_loss, parallelism=parallelism, on_event=on_event), saved, as_json, no_color)

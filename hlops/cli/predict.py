@@ -211,7 +211,7 @@ def import_command(project, file, workers, local, base_url, api_key):
                 bar.close()
         found = labelled.summary(client, proj["id"])
     n = report.imported
-    click.echo(f"Imported {n:,} annotation{'s' if n != 1 else ''} ({len(report.datapoints):,} datapoints) into {project!r}; "
+    click.echo(f"Imported {n:,} annotation{'s' if n != 1 else ''} ({len(report.datapoints):,} datapoint{'s' if len(report.datapoints) != 1 else ''}) into {project!r}; "
                f"skipped {len(report.skipped):,} row{'s' if len(report.skipped) != 1 else ''}.")
     for problem in report.skipped[:50]:
         click.echo(f"  {problem}", err=True)

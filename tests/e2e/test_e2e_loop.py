@@ -176,7 +176,8 @@ def test_fresh_saved_plan_applies(fresh_server, shop):
     saved = shop.parent / "plan.json"
     assert hl(fresh_server, "plan", str(shop), "-o", str(saved), cwd=shop.parent).code == 2
     assert "api_key" not in saved.read_text().lower() and fresh_server.api_key not in saved.read_text()
-    applied = hl(fresh_server, "apply", str(saved), "--auto-approve", cwd=shop.parent)
+    # like `terraform apply PLANFILE`: the reviewed plan is the approval, no prompt (no TTY here)
+    applied = hl(fresh_server, "apply", str(saved), cwd=shop.parent)
     assert applied.code == 0, applied
     assert hl(fresh_server, "plan", str(shop), cwd=shop.parent).code == 0
 
