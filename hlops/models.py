@@ -384,8 +384,8 @@ class Output(_Model):
             )
         if self.task_type != "sequence_tagging" and self.input:
             raise hlops_error(
-                f"`input` is only for sequence_tagging outputs — remove it, or set "
-                f"task_type: sequence_tagging",
+                "`input` is only for sequence_tagging outputs — remove it, or set "
+                "task_type: sequence_tagging",
                 "input",
             )
         if not self.from_ and not self.labels:

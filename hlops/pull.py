@@ -415,7 +415,6 @@ class _Puller:
     def refresh(self, config: Config) -> None:
         desired = desired_state(config)
         for d in desired:
-            manifest_kind = KINDS[d.kind].manifest_kind
             model = (config.datasets if d.kind == "dataset" else config.projects)[d.name]
             raw = self.state.by_name(d.kind, d.name)
             if raw is None and d.renamed_from:

@@ -29,7 +29,6 @@ from typing import Any
 import orjson
 
 from hlops.server.sqlite_common import chunks, marks, now
-from hlops.server.store import NotFound
 
 MODELS_DDL = """
 CREATE TABLE IF NOT EXISTS models (
