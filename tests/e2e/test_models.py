@@ -295,7 +295,7 @@ def test_import_checks_the_file_before_any_call(server, work):
     )
     result = hl(server, work, "annotations", "import", ENTITIES, str(spans))
     assert result.code == 1, result
-    assert "Imported 1 annotation (1 datapoints)" in result.out and "skipped 1 row." in result.out
+    assert "Imported 1 annotation (1 datapoint)" in result.out and "skipped 1 row." in result.out
     assert "spans.jsonl:2:1: key 'news-1001': HTTP 422: a span runs past the end of its text" in result.err
 
 
