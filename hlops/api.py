@@ -273,3 +273,52 @@ def _relative(path: str | Path) -> str:
         return str(p.relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(p)
+
+
+# --------------------------------------------------------- models and labelled data
+
+
+def predict(
+    conn: Connection, project: str, texts: Sequence[str] = (), rows: Sequence[dict] = (),
+    n_best: int = 1, wait: bool = False,
+) -> list[dict]:
+    """Predictions of the model of ``project`` (its name), in the seed's shape: one
+    ``{data, predictions: [{output, task_type, value}]}`` per row. ``texts`` fill the
+    project's first text input that is not display-only; ``rows`` are objects of input name ->
+    value. With ``wait``, first wait until the models are trained on every annotation."""
+    from hlops import labelled
+
+    proj = labelled.find_project(conn.client, project)
+    if wait:
+        labelled.wait_for_models(conn.client, proj["id"])
+    data = [*rows, *({labelled.default_input(proj): text} for text in texts)]
+    return labelled.predict(conn.client, proj, data, n_best)
+
+
+def export(conn: Connection, project: str, path: str | Path, fmt: str | None = None) -> int:
+    """Write every annotated datapoint of ``project`` with its inputs and outputs to ``path``
+    (``.jsonl``, ``.json`` or ``.csv``, or ``fmt``), streamed; returns how many."""
+    from hlops import labelled
+
+    path = Path(path)
+    fmt = labelled.export_format(path, fmt)
+    return labelled.export(conn.client, labelled.find_project(conn.client, project), path, fmt)
+
+
+def import_annotations(conn: Connection, project: str, path: str | Path, workers: int = 8) -> Any:
+    """Load the annotations of ``path`` (rows of ``{key | datapoint_id, output, value}``) into
+    ``project``; the file is checked in full before any write (ManifestError). Returns the
+    ImportReport: ``imported``, ``datapoints``, ``skipped`` (rows the server refused, located)."""
+    from hlops import labelled
+
+    source, rows = labelled.read_annotations(Path(path))
+    proj = labelled.find_project(conn.client, project)
+    resolved = labelled.resolve_annotations(conn.client, proj, source, rows)
+    return labelled.import_annotations(conn.client, proj, source, resolved, workers=workers)
+
+
+def annotation_summary(conn: Connection, project: str) -> dict:
+    """Annotation counts of ``project`` per output and the state of each output's model."""
+    from hlops import labelled
+
+    return labelled.summary(conn.client, labelled.find_project(conn.client, project)["id"])
