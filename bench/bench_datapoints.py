@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_datapoints.py --rows 100000      # CI smoke size
     .venv/bin/python bench/bench_datapoints.py --rows 1000000     # the committed figures
+    .venv/bin/python bench/bench_datapoints.py --rows 1000000 --only p1   # P1 alone
 
 One run, one server subprocess (its own temporary database), ratios measured side by side:
 
@@ -16,12 +17,15 @@ One run, one server subprocess (its own temporary database), ratios measured sid
   the child right after its imports is reported too).
 
 hlops is driven through `hlops.data.plan_data` / `apply_data` (what `hlops plan/apply` call
-for a dataset's data), with rows read by `hlops.datafile.iter_checked` — the same parsing,
-checking and normalising the CLI does. Baselines are deliberately lean: the upload loop
+for a dataset's data), with rows read by `hlops.datafile.CheckedFile` — the same parsing,
+checking and normalising the CLI's row source does, the summary pass split between worker
+processes for a big file (`HLOPS_WORKERS` applies). Baselines are deliberately lean: the upload loop
 sends the file's lines as they are (no parsing), the download decodes pages with orjson.
 
 Results are merged into bench/results/datapoints.json under the row count, so the 100k and
-1M runs sit side by side. The machine is shared: compare ratios within one run.
+1M runs sit side by side; with ``--only``, the parts measured replace theirs in the saved
+run of that row count and the other figures are kept. The machine is shared: compare ratios
+within one run.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ KEY = "external_id"
 WORDS = ("the", "order", "arrived", "late", "and", "support", "was", "great", "slow", "refund",
          "broken", "screen", "thanks", "again", "never", "app", "crashes", "when", "I", "login")
 RESULTS = ROOT / "bench" / "results" / "datapoints.json"
+PARTS = ("p1", "p2", "p3", "cli")
 
 
 def rss_mb() -> float:
@@ -184,25 +189,21 @@ def child_main(spec: dict) -> None:
     """Run in a fresh process: plan (and apply) one dataset; print one JSON line."""
     from hlops.client import Client
     from hlops.data import apply_data, plan_data
-    from hlops.datafile import iter_checked
+    from hlops.datafile import CheckedFile
 
     rss_start = rss_mb()
     client = Client(spec["url"], os.environ["HLOPS_API_KEY"])
     path = spec["path"]
+    # the rows of a dataset's data file as `hlops plan/apply` read them (RowSource): checked,
+    # the summary pass split between processes, re-read by apply through `unchecked`
+    rows = CheckedFile(path, FIELDS, KEY, {}, path)
+    if not spec.get("unchecked", True):  # apply re-reading through the checks
+        file = rows
 
-    def rows():
-        return iter_checked(path, FIELDS, KEY)
+        def rows():
+            return file()
 
-    if spec.get("unchecked", True):
-        # what apply re-reads once the plan has checked the file (RowSource.unchecked)
-        from hlops import canonical
-        from hlops.datareaders import iter_rows
-
-        def unchecked():
-            for line, row in iter_rows(path, FIELDS):
-                yield line, canonical.normalise_row(row, FIELDS)
-
-        rows.unchecked = unchecked
+        rows.checked_file = file.checked_file
 
     out: dict = {"rss_after_imports_mb": round(rss_start, 1)}
     t0 = time.perf_counter()
@@ -212,6 +213,8 @@ def child_main(spec: dict) -> None:
     )
     out["plan_seconds"] = round(time.perf_counter() - t0, 2)
     out["plan_rss_mb"] = round(rss_mb(), 1)
+    # the summary pass's worker processes (forked children; the largest one's peak)
+    out["plan_workers_rss_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
     out["change"] = {k: getattr(change, k) for k in (
         "local_rows", "remote_rows", "add", "change", "remove", "unchanged", "unmatched_remote",
         "bytes_to_send", "calls", "estimated_seconds", "buckets", "remote_rows_read")}
@@ -266,6 +269,31 @@ def cli_measures(tmp: Path, data: Path, url: str, api_key: str, n: int, args) ->
     return out
 
 
+def workers() -> int:
+    """Worker processes of the summary pass (HLOPS_WORKERS, else the CPUs)."""
+    from hlops.data.parallel import workers
+
+    return workers()
+
+
+def goals(res: dict) -> dict:
+    """The issue's goals, for the parts a run record holds."""
+    out = {}
+    rss = res.get("peak_rss_mb", {})
+    if "p1_ratio_cold" in res:
+        out["p1_time_ratio_le_0.3"] = res["p1_ratio_cold"] <= 0.3
+        out["p1_time_ratio_le_0.3_warm_cache"] = res["p1_ratio_warm"] <= 0.3
+        out["p1_rss_le_300mb"] = max(rss["plan_cold"], rss["plan_warm"]) <= 300
+        if "plan_cold_workers" in rss:
+            n = res.get("machine", {}).get("summary_workers", 1)
+            out["p1_rss_le_300mb_with_workers"] = rss["plan_cold"] + n * rss["plan_cold_workers"] <= 300
+    if "p2_ratio_apply_throughput" in res:
+        out["p2_throughput_ratio_ge_0.9"] = res["p2_ratio_apply_throughput"] >= 0.9
+    if "p3_ratio_bytes" in res:
+        out["p3_bytes_ratio_le_1.2"] = res["p3_ratio_bytes"] <= 1.2
+    return out
+
+
 def run_child(spec: dict, api_key: str) -> dict:
     env = {**os.environ, "HLOPS_API_KEY": api_key, "BENCH_CHILD": json.dumps(spec)}
     proc = subprocess.run([sys.executable, __file__], env=env, capture_output=True, text=True, cwd=ROOT)
@@ -286,7 +314,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--no-save", action="store_true")
     ap.add_argument("--no-cli", action="store_true", help="skip the measures through `hlops plan/apply`")
+    ap.add_argument("--only", choices=PARTS, action="append",
+                    help="measure only this part (repeatable); saved figures of the others are kept")
     args = ap.parse_args()
+    parts = set(args.only or PARTS)
     n = args.rows
     load_before = os.getloadavg()
 
@@ -302,41 +333,43 @@ def main() -> None:
         print(f"{n:,} rows, {size / 1e6:.0f} MB of JSONL; server {url}", file=sys.stderr)
 
         res["server_small_request_ms"] = small_request_ms(s, url)
-        # P2: first upload. Each upload goes to a server started afresh (empty database, same
-        # settings), and repetitions alternate which one goes first.
-        base_runs, hl_runs, checked_runs = [], [], []
-        for rep in range(args.reps):
-            order = ("base", "hlops", "checked") if rep % 2 == 0 else ("checked", "hlops", "base")
-            for who in order:
-                with Server(args.base_url) as fresh:
-                    fs = session(fresh.api_key)
-                    ds_new = create_dataset(fs, fresh.url, f"bench-{who}-{n}-{rep}")
-                    if who == "base":
-                        base_runs.append(baseline_upload(fs, fresh.url, ds_new, data))
-                        print("P2 baseline", base_runs[-1], file=sys.stderr)
-                    else:
-                        run = run_child({"url": fresh.url, "dataset_id": ds_new, "remote_count": 0,
-                                         "path": str(data), "cache_dir": str(tmp / f"cache-p2-{who}-{rep}"),
-                                         "parallelism": args.parallelism, "mode": "apply",
-                                         "unchecked": who == "hlops"}, fresh.api_key)
-                        run["rows_per_s"] = round(n / run["apply_seconds"])
-                        (hl_runs if who == "hlops" else checked_runs).append(run)
-                        print(f"P2 {who}", run, file=sys.stderr)
-        best_base = max(r["rows_per_s"] for r in base_runs)
-        best_hl = max(hl_runs, key=lambda r: r["rows_per_s"])
-        res["p2_baseline_put_loop"] = base_runs
-        res["p2_hlops_first_apply"] = hl_runs
-        # each repetition's hlops run against the baseline run next to it in time (the
-        # machine's load drifts): the median of these paired ratios is the headline figure
-        paired = [round(h["rows_per_s"] / b["rows_per_s"], 3) for h, b in zip(hl_runs, base_runs)]
-        res["p2_ratio_apply_throughput_paired"] = paired
-        res["p2_ratio_apply_throughput"] = round(statistics.median(paired), 3)
-        res["p2_ratio_apply_throughput_best_vs_best"] = round(best_hl["rows_per_s"] / best_base, 3)
-        res["p2_hlops_first_apply_rereading_with_checks"] = checked_runs
-        res["p2_ratio_apply_throughput_rereading_with_checks"] = round(statistics.median(
-            c["rows_per_s"] / b["rows_per_s"] for c, b in zip(checked_runs, base_runs)), 3)
-        res["p2_ratio_plan_plus_apply_throughput"] = round(
-            max(n / (r["plan_seconds"] + r["apply_seconds"]) for r in hl_runs) / best_base, 3)
+        hl_runs: list = []
+        if "p2" in parts:
+            # P2: first upload. Each upload goes to a server started afresh (empty database, same
+            # settings), and repetitions alternate which one goes first.
+            base_runs, hl_runs, checked_runs = [], [], []
+            for rep in range(args.reps):
+                order = ("base", "hlops", "checked") if rep % 2 == 0 else ("checked", "hlops", "base")
+                for who in order:
+                    with Server(args.base_url) as fresh:
+                        fs = session(fresh.api_key)
+                        ds_new = create_dataset(fs, fresh.url, f"bench-{who}-{n}-{rep}")
+                        if who == "base":
+                            base_runs.append(baseline_upload(fs, fresh.url, ds_new, data))
+                            print("P2 baseline", base_runs[-1], file=sys.stderr)
+                        else:
+                            run = run_child({"url": fresh.url, "dataset_id": ds_new, "remote_count": 0,
+                                             "path": str(data), "cache_dir": str(tmp / f"cache-p2-{who}-{rep}"),
+                                             "parallelism": args.parallelism, "mode": "apply",
+                                             "unchecked": who == "hlops"}, fresh.api_key)
+                            run["rows_per_s"] = round(n / run["apply_seconds"])
+                            (hl_runs if who == "hlops" else checked_runs).append(run)
+                            print(f"P2 {who}", run, file=sys.stderr)
+            best_base = max(r["rows_per_s"] for r in base_runs)
+            best_hl = max(hl_runs, key=lambda r: r["rows_per_s"])
+            res["p2_baseline_put_loop"] = base_runs
+            res["p2_hlops_first_apply"] = hl_runs
+            # each repetition's hlops run against the baseline run next to it in time (the
+            # machine's load drifts): the median of these paired ratios is the headline figure
+            paired = [round(h["rows_per_s"] / b["rows_per_s"], 3) for h, b in zip(hl_runs, base_runs)]
+            res["p2_ratio_apply_throughput_paired"] = paired
+            res["p2_ratio_apply_throughput"] = round(statistics.median(paired), 3)
+            res["p2_ratio_apply_throughput_best_vs_best"] = round(best_hl["rows_per_s"] / best_base, 3)
+            res["p2_hlops_first_apply_rereading_with_checks"] = checked_runs
+            res["p2_ratio_apply_throughput_rereading_with_checks"] = round(statistics.median(
+                c["rows_per_s"] / b["rows_per_s"] for c, b in zip(checked_runs, base_runs)), 3)
+            res["p2_ratio_plan_plus_apply_throughput"] = round(
+                max(n / (r["plan_seconds"] + r["apply_seconds"]) for r in hl_runs) / best_base, 3)
 
         # the dataset P1 and P3 work on: uploaded by hlops into the long-lived server
         ds = create_dataset(s, url, f"bench-hlops-{n}")
@@ -344,73 +377,80 @@ def main() -> None:
                 "cache_dir": str(tmp / "cache"), "parallelism": args.parallelism}
         res["setup_upload"] = run_child({**spec, "mode": "apply"}, server.api_key)
 
-        # P1: no-op plan vs a bare download
-        downloads = [baseline_download(s, url, ds) for _ in range(args.reps)]
-        res["p1_baseline_download"] = downloads
-        print("P1 baseline", downloads, file=sys.stderr)
-        time.sleep(2.1)  # the data file must be older than the cache's racy window
-        colds = [run_child({**spec, "mode": "plan", "remote_count": n,
-                            "cache_dir": str(tmp / f"cache-cold-{i}")}, server.api_key)
-                 for i in range(args.reps)]
-        cold = min(colds, key=lambda r: r["plan_seconds"])
-        warm = run_child({**spec, "mode": "plan", "remote_count": n, "cache_dir": str(tmp / "cache-cold-0")}, server.api_key)
-        os.utime(data)  # same bytes, new mtime/ctime: a fresh checkout
-        touched = run_child({**spec, "mode": "plan", "remote_count": n, "cache_dir": str(tmp / "cache-cold-0")}, server.api_key)
-        res["p1_hlops_noop_plan_cold_cache"] = colds
-        res["p1_hlops_noop_plan_warm_cache"] = warm
-        res["p1_hlops_noop_plan_touched_file"] = touched
-        dl = min(d["seconds"] for d in downloads)
-        res["p1_ratio_cold"] = round(cold["plan_seconds"] / dl, 3)
-        res["p1_ratio_warm"] = round(warm["plan_seconds"] / dl, 3)
-        res["p1_ratio_touched"] = round(touched["plan_seconds"] / dl, 3)
-        digest = s.get(f"{url}/datasets/{ds}/digest", params={"key": KEY, "buckets": cold["change"]["buckets"]})
-        res["p1_noop_digest_bytes"] = len(digest.content)
-        print("P1 cold", colds, "\nP1 warm", warm, "\nP1 touched", touched, file=sys.stderr)
+        if "p1" in parts:
+            # P1: no-op plan vs a bare download
+            downloads = [baseline_download(s, url, ds) for _ in range(args.reps)]
+            res["p1_baseline_download"] = downloads
+            print("P1 baseline", downloads, file=sys.stderr)
+            time.sleep(2.1)  # the data file must be older than the cache's racy window
+            colds = [run_child({**spec, "mode": "plan", "remote_count": n,
+                                "cache_dir": str(tmp / f"cache-cold-{i}")}, server.api_key)
+                     for i in range(args.reps)]
+            cold = min(colds, key=lambda r: r["plan_seconds"])
+            warm = run_child({**spec, "mode": "plan", "remote_count": n, "cache_dir": str(tmp / "cache-cold-0")}, server.api_key)
+            os.utime(data)  # same bytes, new mtime/ctime: a fresh checkout
+            touched = run_child({**spec, "mode": "plan", "remote_count": n, "cache_dir": str(tmp / "cache-cold-0")}, server.api_key)
+            res["p1_hlops_noop_plan_cold_cache"] = colds
+            res["p1_hlops_noop_plan_warm_cache"] = warm
+            res["p1_hlops_noop_plan_touched_file"] = touched
+            dl = min(d["seconds"] for d in downloads)
+            res["p1_ratio_cold"] = round(cold["plan_seconds"] / dl, 3)
+            res["p1_ratio_warm"] = round(warm["plan_seconds"] / dl, 3)
+            res["p1_ratio_touched"] = round(touched["plan_seconds"] / dl, 3)
+            digest = s.get(f"{url}/datasets/{ds}/digest", params={"key": KEY, "buckets": cold["change"]["buckets"]})
+            res["p1_noop_digest_bytes"] = len(digest.content)
+            print("P1 cold", colds, "\nP1 warm", warm, "\nP1 touched", touched, file=sys.stderr)
 
         # the same through the CLI (process start, manifest loading with its own check of
         # the data file, the remote read, then plan_data/apply_data)
-        if not args.no_cli:
+        if "cli" in parts and not args.no_cli:
             res["cli"] = cli_measures(tmp, data, url, server.api_key, n, args)
             print("CLI", res["cli"], file=sys.stderr)
 
-        # P3: 1% of rows changed
-        time.sleep(2.1)
-        p3 = run_child({**spec, "mode": "apply", "remote_count": n, "path": str(changed_file),
-                        "cache_dir": str(tmp / "cache-p3")}, server.api_key)
-        res["p3_hlops_reapply_1pct"] = p3
-        res["p3_changed_rows_json_bytes"] = changed_json
-        res["p3_ratio_bytes"] = round(p3["client_bytes_sent"] / changed_json, 3)
-        print("P3", p3, file=sys.stderr)
-        after = run_child({**spec, "mode": "plan", "remote_count": n, "path": str(changed_file),
-                           "cache_dir": str(tmp / "cache-p3")}, server.api_key)
-        res["p3_plan_after_reapply_has_changes"] = any(
-            after["change"][k] for k in ("add", "change", "remove"))
+        if "p3" in parts:
+            # P3: 1% of rows changed
+            time.sleep(2.1)
+            p3 = run_child({**spec, "mode": "apply", "remote_count": n, "path": str(changed_file),
+                            "cache_dir": str(tmp / "cache-p3")}, server.api_key)
+            res["p3_hlops_reapply_1pct"] = p3
+            res["p3_changed_rows_json_bytes"] = changed_json
+            res["p3_ratio_bytes"] = round(p3["client_bytes_sent"] / changed_json, 3)
+            print("P3", p3, file=sys.stderr)
+            after = run_child({**spec, "mode": "plan", "remote_count": n, "path": str(changed_file),
+                               "cache_dir": str(tmp / "cache-p3")}, server.api_key)
+            res["p3_plan_after_reapply_has_changes"] = any(
+                after["change"][k] for k in ("add", "change", "remove"))
 
-    res["peak_rss_mb"] = {
-        "plan_cold": cold["plan_rss_mb"], "plan_warm": warm["plan_rss_mb"],
-        "first_apply_process": max(r["apply_rss_mb"] for r in hl_runs),
-        "reapply_1pct_process": p3["apply_rss_mb"],
-        "child_after_imports": cold["rss_after_imports_mb"],
-    }
-    res["goals"] = {
-        "p1_time_ratio_le_0.3": res["p1_ratio_cold"] <= 0.3,
-        "p1_time_ratio_le_0.3_warm_cache": res["p1_ratio_warm"] <= 0.3,
-        "p1_rss_le_300mb": max(cold["plan_rss_mb"], warm["plan_rss_mb"]) <= 300,
-        "p2_throughput_ratio_ge_0.9": res["p2_ratio_apply_throughput"] >= 0.9,
-        "p3_bytes_ratio_le_1.2": res["p3_ratio_bytes"] <= 1.2,
-    }
+    rss = {}
+    if "p1" in parts:
+        rss.update(plan_cold=cold["plan_rss_mb"], plan_warm=warm["plan_rss_mb"],
+                   plan_cold_workers=max(c["plan_workers_rss_mb"] for c in colds),
+                   child_after_imports=cold["rss_after_imports_mb"])
+    if "p2" in parts:
+        rss["first_apply_process"] = max(r["apply_rss_mb"] for r in hl_runs)
+    if "p3" in parts:
+        rss["reapply_1pct_process"] = p3["apply_rss_mb"]
+    res["peak_rss_mb"] = rss
     res["command"] = " ".join([Path(sys.executable).name, "bench/bench_datapoints.py", *sys.argv[1:]])
     res["date"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     res["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
+                      "summary_workers": workers(),
                       "loadavg_before": [round(x, 2) for x in load_before],
                       "loadavg_after": [round(x, 2) for x in os.getloadavg()]}
+    res["goals"] = goals(res)
     print(json.dumps(res, indent=1))
     if not args.no_save:
         try:
             all_runs = json.loads(args.out.read_text())
         except (OSError, ValueError):
             all_runs = {}
-        all_runs.setdefault("runs", {})[str(n)] = res
+        runs = all_runs.setdefault("runs", {})
+        if parts != set(PARTS):  # a partial run: keep the saved figures of the other parts
+            saved = runs.get(str(n), {})
+            res = {**saved, **res, "peak_rss_mb": {**saved.get("peak_rss_mb", {}), **rss},
+                   "parts_of_last_run": sorted(parts)}
+            res["goals"] = goals(res)
+        runs[str(n)] = res
         all_runs["about"] = __doc__.strip().splitlines()[0]
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(all_runs, indent=1, sort_keys=True) + "\n")

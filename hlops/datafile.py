@@ -56,13 +56,15 @@ import hashlib
 import heapq
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hlops.canonical import InvalidValue, check_spans_within, key_text, normalise_row, row_problems
 from hlops.datareaders import (  # noqa: F401 - re-exported: the reading half of this API
     SUFFIXES,
+    LineRange,
     RowReader,
     _unknown_field,
     display_path,
@@ -187,16 +189,40 @@ class RowChecker:
         self.bad_rows = 0
         self._keys = KeyIndex() if key and duplicates else None
         self._classes: dict[tuple, list] = {}  # class -> [count, shown, last_line, what]
+        self._shown_classes: list[tuple] = []  # the class of each of self.problems
         self._shown = 0
 
     def report(self, line: int, col: int, message: str, klass: tuple, what: str) -> None:
         entry = self._classes.setdefault(klass, [0, 0, 0, what])
         entry[0] += 1
         entry[2] = max(entry[2], line)
+        self._show(klass, Problem(self.display, line, col, message))
+
+    def _show(self, klass: tuple, problem: Problem) -> None:
+        entry = self._classes[klass]
         if entry[1] < PER_CLASS and self._shown < PER_FILE:
             entry[1] += 1
             self._shown += 1
-            self.problems.append(Problem(self.display, line, col, message))
+            self.problems.append(problem)
+            self._shown_classes.append(klass)
+
+    def absorb(self, later: RowChecker) -> None:
+        """Take in what ``later`` found in the rows that follow this checker's (the next
+        range of lines of the same file), as if this checker had read them too; before
+        :meth:`finish`. Exact: a problem ``later`` did not show would not be shown here
+        either (its class, or the file, already had as many shown when it came)."""
+        if self._keys is not None or later._keys is not None:
+            raise ValueError("duplicate keys are found by the caller when a file is checked in ranges")
+        for klass, (_count, _shown, _last, what) in later._classes.items():
+            self._classes.setdefault(klass, [0, 0, 0, what])
+        for klass, problem in zip(later._shown_classes, later.problems):
+            self._show(klass, problem)
+        for klass, (count, _shown, last, _what) in later._classes.items():
+            entry = self._classes[klass]
+            entry[0] += count
+            entry[2] = max(entry[2], last)
+        self.rows += later.rows
+        self.bad_rows += later.bad_rows
 
     def check(self, line: int, row: Any, position=None) -> dict[str, Any] | None:
         """The normalised row, or None (its problems recorded). ``position(field)`` gives
@@ -225,7 +251,7 @@ class RowChecker:
                                 ("value", name, problem.type), f"bad values in {name!r}")
             return None
         ok = True
-        for span_field, text_field in self.span_texts.items():
+        for span_field, text_field in self.span_texts.items() if self.span_texts else ():
             spans = norm.get(span_field)
             if not spans:
                 continue
@@ -244,7 +270,9 @@ class RowChecker:
                             f"spans point into {text_field!r}", ("bounds", span_field),
                             f"spans out of bounds in {span_field!r}")
         if self.key is not None:
-            text = key_text(norm, self.key, "")
+            text = norm.get(self.key)
+            if type(text) is not str:  # strings are the common case: no call
+                text = key_text(norm, self.key, "")
             if text is None:
                 ok = False
                 self.report(*position(self.key), f"no value for the key field {self.key!r} — "
@@ -283,15 +311,51 @@ class RowChecker:
         return sorted(self.problems, key=lambda p: (p.line, p.col))
 
 
+@dataclass
+class Findings:
+    """The problems of a checked pass (syntax, then values) before the end-of-file summary;
+    findings of consecutive ranges of lines of one file merge into those of the whole."""
+
+    syntax: list[Problem]
+    checker: RowChecker
+
+    def absorb(self, later: Findings) -> None:
+        self.syntax.extend(later.syntax)
+        self.checker.absorb(later.checker)
+
+    def problems(self) -> list[Problem]:
+        """Every problem, as :func:`iter_checked` raises them (call once)."""
+        return self.syntax + self.checker.finish()
+
+
+class CheckedPass:
+    """One pass over a data file (or over a range of lines of a JSONL file): iterating
+    yields ``(line, normalised row)`` for every good row; :attr:`findings` holds the
+    problems once the iteration is over."""
+
+    def __init__(self, path: Path | str, fields: Mapping[str, str], key: str | None = None, *,
+                 span_texts: Mapping[str, str] | None = None, display: str | None = None,
+                 duplicates: bool = True, lines: LineRange | None = None):
+        self._reader = RowReader(path, fields, display, lines)
+        checker = RowChecker(fields, key, span_texts, self._reader.display, duplicates=duplicates)
+        self.findings = Findings(self._reader.problems, checker)
+
+    def __iter__(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        check, position = self.findings.checker.check, self._reader.position
+        for line, row in self._reader:
+            norm = check(line, row, position)
+            if norm is not None:
+                yield line, norm
+
+
 def check_data(path: Path | str, fields: Mapping[str, str], key: str | None = None, *,
                span_texts: Mapping[str, str] | None = None,
                display: str | None = None) -> tuple[int, list[Problem]]:
     """Stream ``path`` once; the number of rows read and every problem (syntax and values)."""
-    reader = RowReader(path, fields, display)
-    checker = RowChecker(fields, key, span_texts, reader.display)
-    for line, row in reader:
-        checker.check(line, row, reader.position)
-    return checker.rows, reader.problems + checker.finish()
+    checked = CheckedPass(path, fields, key, span_texts=span_texts, display=display)
+    for _ in checked:
+        pass
+    return checked.findings.checker.rows, checked.findings.problems()
 
 
 def iter_checked(path: Path | str, fields: Mapping[str, str], key: str | None = None, *,
@@ -301,15 +365,42 @@ def iter_checked(path: Path | str, fields: Mapping[str, str], key: str | None = 
     """``(line, normalised row)`` of every good row; ManifestError after the last row when
     any row (or the file's syntax) had a problem. ``duplicates=False`` leaves duplicate keys
     to the caller (:func:`hlops.data.local.summarise` finds them itself, in the same pass)."""
-    reader = RowReader(path, fields, display)
-    checker = RowChecker(fields, key, span_texts, reader.display, duplicates=duplicates)
-    for line, row in reader:
-        norm = checker.check(line, row, reader.position)
-        if norm is not None:
-            yield line, norm
-    problems = reader.problems + checker.finish()
+    checked = CheckedPass(path, fields, key, span_texts=span_texts, display=display,
+                          duplicates=duplicates)
+    yield from checked
+    problems = checked.findings.problems()
     if problems:
         raise ManifestError(problems)
+
+
+@dataclass(frozen=True)
+class CheckedFile:
+    """A data file's checked rows as :class:`RowSource` reads them (duplicate keys left to
+    the reader), described by plain values so that a worker process can check a range of
+    its lines (:meth:`check_lines`) and :func:`hlops.data.local.summarise` can split the
+    pass of a big JSONL file between processes. A RowSource itself (``unchecked`` too)."""
+
+    path: str
+    fields: dict[str, str]
+    key: str | None
+    span_texts: dict[str, str]
+    display: str
+
+    def __call__(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        return iter_checked(self.path, self.fields, self.key, span_texts=self.span_texts,
+                            display=self.display, duplicates=False)
+
+    def unchecked(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        """The same rows, normalised without the checks (see :class:`RowSource`)."""
+        for line, row in RowReader(self.path, self.fields):
+            yield line, normalise_row(row, self.fields)
+
+    def checked_file(self) -> CheckedFile:
+        return self
+
+    def check_lines(self, lines: LineRange) -> CheckedPass:
+        return CheckedPass(self.path, self.fields, self.key, span_texts=self.span_texts,
+                           display=self.display, duplicates=False, lines=lines)
 
 
 def check_inline(rows: Iterable[tuple], fields: Mapping[str, str],
@@ -373,14 +464,19 @@ class RowSource:
     def __call__(self) -> Iterator[tuple[int, dict[str, Any]]]:
         return iter_normalised(self.config, self.dataset_name, duplicates=False)
 
-    def unchecked(self) -> Iterator[tuple[int, dict[str, Any]]]:
+    def checked_file(self) -> CheckedFile | None:
+        """The same checked rows as a :class:`CheckedFile`; None for inline rows."""
         path = self.config.data_path(self.dataset_name)
-        if path is None:  # inline rows: few, and checking them is the simplest way to read them
-            yield from self()
-            return
-        fields = self.config.datasets[self.dataset_name].field_types()
-        for line, row in RowReader(path, fields):
-            yield line, normalise_row(row, fields)
+        if path is None:
+            return None
+        dataset = self.config.datasets[self.dataset_name]
+        return CheckedFile(str(path), dataset.field_types(), dataset.key,
+                           dict(self.config.span_texts(self.dataset_name)), display_path(path))
+
+    def unchecked(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        file = self.checked_file()
+        # inline rows: few, and checking them is the simplest way to read them
+        yield from (self() if file is None else file.unchecked())
 
 
 def row_source(config: Any, dataset_name: str) -> RowSource:

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import re
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -50,17 +51,41 @@ def display_path(path: Path | str) -> str:
 # --------------------------------------------------------------------------- readers
 
 
+class LineRange(NamedTuple):
+    """Consecutive whole lines of a JSONL file: ``count`` lines from byte ``start``, the
+    first of them line number ``first_line`` (1-based) of the file."""
+
+    start: int
+    count: int
+    first_line: int
+
+
+def line_ranges(path: Path | str, size: int) -> Iterator[LineRange]:
+    """Cut a file into consecutive ranges of whole lines of about ``size`` bytes (each ends
+    at a newline, or at the end of the file). Reads the file once, ``size`` bytes at a time."""
+    with open(path, "rb") as f:
+        start, line = 0, 1
+        while block := f.read(size):
+            if not block.endswith(b"\n"):
+                block += f.readline()  # to the end of the line (or of the file)
+            newlines = block.count(b"\n")
+            yield LineRange(start, newlines + (not block.endswith(b"\n")), line)
+            start, line = start + len(block), line + newlines
+
+
 class RowReader:
     """Iterate ``(line, row)`` over a data file; syntax problems go to ``problems`` and the
     reader carries on where the format allows it (JSONL, CSV) or stops (JSON array).
 
     ``position(field)`` is the (line, column) of ``field`` (a key or a CSV column) in the
     row last yielded; the row's start when unknown. ``ignored`` holds CSV columns dropped at the header (reported
-    there once, so that rows do not repeat the problem)."""
+    there once, so that rows do not repeat the problem). ``lines`` (JSONL only) reads just
+    that range of lines, numbered as in the whole file."""
 
     def __init__(self, path: Path | str, fields: Mapping[str, str] | None = None,
-                 display: str | None = None):
+                 display: str | None = None, lines: LineRange | None = None):
         self.path = Path(path)
+        self.lines = lines
         self.fields = fields
         self.display = display or display_path(self.path)
         self.problems: list[Problem] = []
@@ -100,7 +125,11 @@ class RowReader:
     # -- .jsonl
     def _jsonl(self) -> Iterator[tuple[int, Any]]:
         with open(self.path, "rb") as f:
-            for line_no, line in enumerate(f, 1):
+            lines, first = f, 1
+            if self.lines is not None:
+                f.seek(self.lines.start)
+                lines, first = itertools.islice(f, self.lines.count), self.lines.first_line
+            for line_no, line in enumerate(lines, first):
                 if line_no == 1 and line.startswith(b"\xef\xbb\xbf"):
                     line = line[3:]
                 if not line.strip():

@@ -24,13 +24,14 @@ from typing import Any
 import numpy as np
 
 from hlops import canonical
+from hlops.data import parallel
+from hlops.data.scan import CHUNK, FINE, FINE_MASK, MAX_PROBLEMS, Accumulator, scan
 from hlops.errors import ManifestError, Problem
 
 RowSource = Callable[[], Iterator[tuple[int, dict]]]
 
-FINE = canonical.MAX_BUCKETS  # 65,536
-FINE_MASK = FINE - 1
-MAX_PROBLEMS = 50  # located problems reported at once; the rest are counted
+__all__ = ["CHUNK", "FINE", "FINE_MASK", "LocalRow", "LocalSummary", "RowSource", "collect",
+           "first_keys", "rereader", "row_digest", "row_key", "summarise"]
 
 
 def rereader(rows: RowSource) -> RowSource:
@@ -104,43 +105,20 @@ def summarise(rows: RowSource, key: str | None, where: str) -> LocalSummary:
     Raises :class:`ManifestError` (with line numbers, never the values) for rows without a
     key value and for duplicate keys. Memory: the summary, 8 bytes per row (the key points,
     sorted once to find duplicates) and a chunk of :data:`CHUNK` rows' digests; the per-row
-    work is hashing, the bookkeeping is done per chunk with numpy.
+    work is hashing (:func:`hlops.data.scan.scan`), the bookkeeping is done per chunk with
+    numpy. A big JSONL data file is read by worker processes, a range of lines each
+    (:mod:`hlops.data.parallel`); the summary and the errors are the same.
     """
-    acc = _Accumulator()
-    problems: list[Problem] = []
-    missing = 0
-    digests = bytearray()
-    sizes = array("I")
-    start = 0
-    canonical_json, key_point, key_text = canonical.canonical_json, canonical.key_point, canonical.key_text
-    sha256 = hashlib.sha256
-    points = acc.points
-    for line, row in rows():
-        cj = canonical_json(row)
-        digest = sha256(cj).digest()
-        if key is None:
-            kt = digest.hex()
-        else:
-            kt = row.get(key)
-            if type(kt) is not str:
-                kt = key_text(row, key, "")
-                if kt is None:
-                    missing += 1
-                    if len(problems) < MAX_PROBLEMS:
-                        problems.append(Problem(where, line, 1, f"no value for the key field {key!r} — every datapoint needs a key"))
-                    continue
-        points.append(key_point(kt))
-        digests += digest
-        sizes.append(len(cj))
-        if len(sizes) >= CHUNK:
-            acc.add(start, digests, sizes)
-            start += len(sizes)
-            digests, sizes = bytearray(), array("I")
-    acc.add(start, digests, sizes)
+    acc = Accumulator()
+    file = parallel.split_file(rows)
+    if file is not None:
+        missing, problems = parallel.scan_file(file, key, where, acc.add)
+    else:
+        missing, problems = scan(rows(), key, where, acc.add)
     if missing > len(problems):
         problems.append(Problem(where, 0, 0, f"{missing - len(problems):,} more datapoints have no key value"))
-    dup_points = _duplicate_points(points)
-    acc.points = points = array("Q")
+    dup_points = _duplicate_points(acc.points)
+    acc.points = array("Q")
     dup = np.zeros(FINE, bool)
     if dup_points:
         if key is not None:
@@ -158,30 +136,6 @@ def summarise(rows: RowSource, key: str | None, where: str) -> LocalSummary:
         nbytes=acc.nbytes,
         dup=dup,
     )
-
-
-CHUNK = 65_536
-
-
-class _Accumulator:
-    def __init__(self) -> None:
-        self.points = array("Q")
-        self.counts = np.zeros(FINE, np.int64)
-        self.nbytes = np.zeros(FINE, np.int64)
-        self.xor = np.zeros((FINE, 4), np.uint64)  # 32 bytes a bucket, XOR is bytewise
-        self.fp = hashlib.sha256()
-        self.count = 0
-
-    def add(self, start: int, digests: bytearray, sizes: array) -> None:
-        n = len(sizes)
-        if not n:
-            return
-        fine = (np.frombuffer(self.points, np.uint64)[start : start + n] & np.uint64(FINE_MASK)).astype(np.intp)
-        self.counts += np.bincount(fine, minlength=FINE)
-        self.nbytes += np.bincount(fine, weights=np.frombuffer(sizes, np.uint32), minlength=FINE).astype(np.int64)
-        np.bitwise_xor.at(self.xor, fine, np.frombuffer(bytes(digests), np.uint64).reshape(n, 4))
-        self.fp.update(digests)
-        self.count += n
 
 
 def _duplicate_points(points: array) -> set[int]:

@@ -1,0 +1,86 @@
+"""The per-row half of the summary pass (:func:`hlops.data.local.summarise`), shared by the
+single pass and the worker processes of a split one (:mod:`hlops.data.parallel`).
+
+:func:`scan` turns ``(line, normalised row)`` pairs into three flat arrays, in stream order:
+the 64-bit key points (8 bytes a row), the SHA-256 digests of the rows' canonical JSON (32
+bytes) and its sizes (4 bytes). :class:`Accumulator` folds those, chunk by chunk and in
+stream order, into the fine-level bucket arrays and the fingerprint; it keeps the key
+points (duplicate keys are found from them at the end).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from array import array
+from collections.abc import Callable, Iterable
+
+import numpy as np
+
+from hlops import canonical
+from hlops.errors import Problem
+
+FINE = canonical.MAX_BUCKETS  # 65,536
+FINE_MASK = FINE - 1
+MAX_PROBLEMS = 50  # located problems reported at once; the rest are counted
+CHUNK = 65_536  # rows handed to the sink at once
+
+Sink = Callable[[array, bytearray, array], None]  # (points "Q", digests, sizes "I")
+
+
+def scan(rows: Iterable[tuple[int, dict]], key: str | None, where: str, sink: Sink) -> tuple[int, list[Problem]]:
+    """Read ``rows``, handing ``sink`` the points, digests and sizes of every :data:`CHUNK`
+    rows (and of the rest at the end). Returns the number of rows without a key value (they
+    are skipped) and the first :data:`MAX_PROBLEMS` of them, located."""
+    problems: list[Problem] = []
+    missing = 0
+    points, digests, sizes = array("Q"), bytearray(), array("I")
+    canonical_json, key_text = canonical.canonical_json, canonical.key_text
+    sha256, from_bytes = hashlib.sha256, int.from_bytes
+    for line, row in rows:
+        cj = canonical_json(row)
+        digest = sha256(cj).digest()
+        if key is None:
+            kt = digest.hex()
+        else:
+            kt = row.get(key)
+            if type(kt) is not str:
+                kt = key_text(row, key, "")
+                if kt is None:
+                    missing += 1
+                    if len(problems) < MAX_PROBLEMS:
+                        problems.append(Problem(where, line, 1, f"no value for the key field {key!r} — every datapoint needs a key"))
+                    continue
+        points.append(from_bytes(sha256(kt.encode()).digest()[:8], "big"))  # canonical.key_point
+        digests += digest
+        sizes.append(len(cj))
+        if len(sizes) >= CHUNK:
+            sink(points, digests, sizes)
+            points, digests, sizes = array("Q"), bytearray(), array("I")
+    if sizes:
+        sink(points, digests, sizes)
+    return missing, problems
+
+
+class Accumulator:
+    """The fine-level bucket arrays and the fingerprint, fed chunk by chunk in stream order."""
+
+    def __init__(self) -> None:
+        self.points = array("Q")
+        self.counts = np.zeros(FINE, np.int64)
+        self.nbytes = np.zeros(FINE, np.int64)
+        self.xor = np.zeros((FINE, 4), np.uint64)  # 32 bytes a bucket, XOR is bytewise
+        self.fp = hashlib.sha256()
+        self.count = 0
+
+    def add(self, points: array | bytes, digests: bytes | bytearray, sizes: array | bytes) -> None:
+        chunk = np.frombuffer(points, np.uint64)
+        n = len(chunk)
+        if not n:
+            return
+        fine = (chunk & np.uint64(FINE_MASK)).astype(np.intp)
+        self.points.frombytes(chunk.tobytes())
+        self.counts += np.bincount(fine, minlength=FINE)
+        self.nbytes += np.bincount(fine, weights=np.frombuffer(sizes, np.uint32), minlength=FINE).astype(np.int64)
+        np.bitwise_xor.at(self.xor, fine, np.frombuffer(bytes(digests), np.uint64).reshape(n, 4))
+        self.fp.update(digests)
+        self.count += n

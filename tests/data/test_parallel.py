@@ -1,0 +1,169 @@
+"""The summary pass split between worker processes gives exactly what one pass gives:
+the same summary, the same located errors, the same plans. Small files, with the split
+forced (no size threshold, ranges of a few hundred bytes, two workers)."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from hlops.data import apply_data, parallel, plan_data
+from hlops.data.local import summarise
+from hlops.datafile import CheckedFile, iter_checked
+from hlops.datareaders import line_ranges
+from hlops.errors import ManifestError, SettingsError
+
+from dp_helpers import FIELDS, make_rows
+
+KEY = "external_id"
+
+
+@pytest.fixture
+def split(monkeypatch):
+    """Every JSONL file is split, in ranges of about 600 bytes (4-5 rows)."""
+    monkeypatch.setattr(parallel, "MIN_BYTES", 0)
+    monkeypatch.setattr(parallel, "RANGE_BYTES", 600)
+    monkeypatch.setenv(parallel.WORKERS_ENV, "2")
+    return monkeypatch
+
+
+def source(path, key=KEY, fields=FIELDS) -> CheckedFile:
+    return CheckedFile(str(path), dict(fields), key, {}, path.name)
+
+
+def single_and_split(split, run):
+    """``run()`` with the single pass, then with the split one (checked to be used)."""
+    split.setenv(parallel.WORKERS_ENV, "1")
+    single = run()
+    split.setenv(parallel.WORKERS_ENV, "2")
+    return single, run()
+
+
+def outcome(src: CheckedFile, key: str | None):
+    """The summary's every field, or the error's text."""
+    try:
+        s = summarise(src, key, src.display)
+    except ManifestError as exc:
+        return str(exc)
+    return (s.count, s.fingerprint, s.bytes_total, s.counts.tobytes(), s.xor.tobytes(),
+            s.nbytes.tobytes(), s.dup.tobytes())
+
+
+def lines(rows: list) -> bytes:
+    return b"".join(r if isinstance(r, bytes) else orjson.dumps(r) + b"\n" for r in rows)
+
+
+def test_line_ranges_cover_the_file_with_its_line_numbers(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(b"a\n\nbb\r\n" + b"c" * 50 + b"\nlast without newline")
+    got = list(line_ranges(path, 3))
+    assert [r.start for r in got] == [0, 3, 7, 58]
+    assert [(r.count, r.first_line) for r in got] == [(2, 1), (1, 3), (1, 4), (1, 5)]
+    assert list(line_ranges(tmp_path / "d.jsonl", 1 << 20)) == [(0, 5, 1)]
+
+
+@pytest.mark.parametrize("key", [KEY, None])
+def test_same_summary_as_one_pass(tmp_path, split, key):
+    rows = make_rows(300) + (make_rows(20) if key is None else [])  # duplicate rows: dup buckets
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + lines(rows).replace(b"\n", b"\r\n", 7) + b"\n\n")
+    src = source(path, key)
+    assert parallel.split_file(src) is not None
+    assert len(list(line_ranges(path, parallel.RANGE_BYTES))) > 20
+    single, split_ = single_and_split(split, lambda: outcome(src, key))
+    assert isinstance(single, tuple) and single[0] == len(rows)
+    assert split_ == single
+
+
+def test_same_located_errors_as_one_pass(tmp_path, split):
+    """Syntax errors, values of the wrong type, unknown fields, missing keys, non-objects,
+    blank lines: more than 5 of a kind and more than 100 in all, spread over many ranges,
+    so the caps (per kind, per file) and the "... and N more" lines are merged."""
+    rows: list = []
+    for i, row in enumerate(make_rows(400)):
+        kind = i % 9
+        if kind == 1:
+            row[f"extra{i}"] = row[f"more{i}"] = "x"  # 88 kinds of unknown field
+        elif kind == 2:
+            row["sentiment"] = 1.5
+        elif kind == 3 and i % 2:
+            row = b'{"external_id": "broken", \n'
+        elif kind == 4 and i % 4 == 0:
+            row.pop(KEY)
+        elif kind == 5 and i % 5 == 0:
+            row = [1, 2]
+        elif kind == 6 and i % 3 == 0:
+            row = b"\n"
+        rows.append(row)
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(lines(rows))
+    src = source(path)
+    single, split_ = single_and_split(split, lambda: outcome(src, KEY))
+    assert isinstance(single, str) and "more of the same" in single
+    assert single.count("\n") > 120  # the file cap (100 value problems) was reached
+    assert split_ == single
+    with pytest.raises(ManifestError) as exc:  # and what iter_checked says
+        list(iter_checked(path, FIELDS, KEY, display=path.name, duplicates=False))
+    assert str(exc.value) == single
+
+
+@pytest.mark.parametrize("many", [False, True])
+def test_duplicate_keys_across_ranges_are_reported_with_both_lines(tmp_path, split, many):
+    rows = make_rows(200)
+    rows[150]["external_id"] = rows[151]["external_id"] = rows[3]["external_id"]  # other ranges
+    if many:  # more than the problems listed at once
+        for i in range(20, 140, 2):
+            rows[i + 1]["external_id"] = rows[i]["external_id"]
+    path = tmp_path / "dupes.jsonl"
+    path.write_bytes(lines(rows))
+    single, split_ = single_and_split(split, lambda: outcome(source(path), KEY))
+    if many:
+        assert f"{path.name}:22:1: duplicate key: line 21 has the same 'external_id'" in single
+        assert "more rows repeat a key" in single
+    else:
+        assert f"{path.name}:152:1: duplicate key: line 4 has the same 'external_id'" in single
+        assert f"{path.name}:151:1: duplicate key: line 4 has the same 'external_id'" in single
+    assert split_ == single
+
+
+def test_json_csv_and_small_files_keep_the_single_pass(tmp_path, split):
+    rows = make_rows(5)
+    (tmp_path / "d.json").write_bytes(orjson.dumps(rows))
+    (tmp_path / "d.csv").write_text("external_id,text,sentiment\n1,a,b\n")
+    (tmp_path / "array.jsonl").write_bytes(b"[\n" + lines(rows) + b"]\n")
+    for name in ("d.json", "d.csv", "array.jsonl"):
+        assert parallel.split_file(source(tmp_path / name)) is None
+    (tmp_path / "d.jsonl").write_bytes(lines(rows))
+    assert parallel.split_file(source(tmp_path / "d.jsonl")) is not None
+    split.setattr(parallel, "MIN_BYTES", 1 << 20)
+    assert parallel.split_file(source(tmp_path / "d.jsonl")) is None
+    split.setattr(parallel, "MIN_BYTES", 0)
+    split.setenv(parallel.WORKERS_ENV, "1")
+    assert parallel.split_file(source(tmp_path / "d.jsonl")) is None
+    split.setenv(parallel.WORKERS_ENV, "two")
+    with pytest.raises(SettingsError, match="HLOPS_WORKERS must be a whole number"):
+        parallel.workers()
+
+
+def test_same_plan_and_a_correct_apply(tmp_path, split, client, make_dataset):
+    ds = make_dataset()
+    rows = make_rows(600)
+    client.request("PUT", f"/datasets/{ds}", body={"data": rows})
+    edited = [dict(r) for r in rows[:590]] + make_rows(15, start=10_000)  # 10 gone, 15 new
+    for i in (0, 77, 300, 589):
+        edited[i]["text"] = "changed"
+    path = tmp_path / "edited.jsonl"
+    path.write_bytes(lines(edited))
+    src = source(path)
+
+    def plan():
+        return plan_data(client, ds, 600, FIELDS, KEY, src, prune=True)
+
+    single, change = single_and_split(split, plan)
+    assert (change.add, change.change, change.remove) == (15, 4, 10)
+    # the same diff; the path to it (levels read, rows read) follows measured request times
+    path_free = {"buckets": 0, "remote_rows_read": 0}
+    assert change.model_copy(update=path_free) == single.model_copy(update=path_free)
+    report = apply_data(client, ds, change, FIELDS, KEY, src, prune=True)
+    assert (report.added, report.changed, report.removed) == (15, 4, 10)
+    assert not plan().has_changes
