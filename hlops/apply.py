@@ -28,6 +28,7 @@ from hlops.errors import (
     ApplyError,
     DataLossRefused,
     HlopsError,
+    Interrupted,
     PreconditionFailed,
     PreventDestroyError,
     StalePlanError,
@@ -164,9 +165,25 @@ class Applier:
             return
         workers = max(1, min(self.options.parallelism, len(changes)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hlops-apply") as pool:
-            for result in pool.map(lambda ch: self._guarded(ch, step), changes):
-                if result is not None:
-                    self._record(result)
+            try:
+                for result in pool.map(lambda ch: self._guarded(ch, step), changes):
+                    if result is not None:
+                        self._record(result)
+            except KeyboardInterrupt:
+                self._interrupted(pool)
+
+    def _interrupted(self, pool: ThreadPoolExecutor) -> None:
+        """The first Ctrl-C, as Terraform takes it: the calls in flight finish, no new one
+        is sent (the client refuses them), steps not started never start; then
+        :class:`Interrupted`. Nothing is left half-sent, so the next apply finishes the job.
+        A second Ctrl-C while waiting quits at once."""
+        self.client.stop()
+        self.on_event({"type": "interrupted"})
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise Interrupted(
+            "apply interrupted: the calls in flight were finished and no new one was sent; "
+            "run apply again to finish (it sends only what is still missing)"
+        ) from None
 
     def _guarded(self, change: ResourceChange, step: Callable[[ResourceChange], StepResult | None]) -> StepResult | None:
         blocked = [d for d in change.depends_on if d in self._failed]

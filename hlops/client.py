@@ -35,6 +35,7 @@ from hlops.errors import (
     ApiError,
     AuthError,
     ConflictError,
+    Interrupted,
     NotFoundError,
     PreconditionFailed,
     RateLimited,
@@ -86,6 +87,7 @@ class Client:
         self.options = options or ClientOptions()
         self.calls = CallCounter()
         self._local = threading.local()
+        self._stopped = threading.Event()
 
     def __repr__(self) -> str:  # never shows the key
         return f"Client({self.base_url!r})"
@@ -130,6 +132,15 @@ class Client:
         )
         return session
 
+    def stop(self) -> None:
+        """Send no new call from now on (calls already sent finish): an apply's first Ctrl-C.
+        Every later call raises :class:`~hlops.errors.Interrupted` before it is sent."""
+        self._stopped.set()
+
+    def _check_stopped(self, method: str, path: str) -> None:
+        if self._stopped.is_set():
+            raise Interrupted(f"{method} {path}: not sent, interrupted")
+
     # ------------------------------------------------------------------ calls
 
     def request(
@@ -149,6 +160,7 @@ class Client:
         Raises the :class:`~hlops.errors.ApiError` subclass of the status, or
         :class:`~hlops.errors.TransportError`.
         """
+        self._check_stopped(method, path)
         headers = {}
         data = raw_body
         if body is not None:
@@ -195,6 +207,7 @@ class Client:
         """A GET whose answer is read as it arrives (``GET /projects/{id}/export?format=jsonl``):
         yields each non-empty line. An error status raises as :meth:`request` does; an answer
         cut off midway raises :class:`~hlops.errors.TransportError`."""
+        self._check_stopped("GET", path)
         self.calls.add("GET", 0)
         try:
             response = self._session(False).get(

@@ -138,6 +138,13 @@ class PreventDestroyError(PlanError):
         )
 
 
+class Interrupted(HlopsError):
+    """The user interrupted an apply (Ctrl-C): the calls in flight were finished and no new
+    one was sent, so nothing is half-sent; the next apply finishes the job."""
+
+    exit_code = 130
+
+
 class ApplyError(HlopsError):
     """An apply that finished with failures; ``report`` says what was done, failed, skipped."""
 

@@ -35,6 +35,11 @@ class EventPrinter:
                 if self.color:
                     text = click.style(text, fg=STATUS_COLOUR[kind])
                 click.echo(text, err=True)
+            elif kind == "interrupted":
+                for address in list(self._bars):
+                    self._close_bar(address)
+                click.echo("Interrupt received: finishing the calls in flight, sending no new one "
+                           "(Ctrl-C again to quit at once).", err=True)
             elif kind == "start" and not self.tty:
                 click.echo(f"{event['address']}: {event['action']}...", err=True)
 

@@ -310,6 +310,11 @@ def test_a_model_dies_with_its_project(server, work):
         finally:
             db.close()
 
+    # self-contained (the seed-flow test trains it too): ten annotations, then a model
+    labelled = [dp for dp in datapoints(server, "sentiment-support-tickets") if dp["data"].get("sentiment")]
+    for dp in labelled[:10]:
+        annotate(server, pid, dp["id"], "sentiment", dp["data"]["sentiment"])
+    train(server)
     assert models_of(pid) == 1
     assert server.call("DELETE", f"/projects/{pid}").status_code == 200
     assert models_of(pid) == 0
