@@ -165,6 +165,27 @@ def normalise_row(row: Mapping[str, Any], fields: Mapping[str, str]) -> dict[str
     return out
 
 
+class RowNormaliser:
+    """:func:`normalise_row` for one set of ``fields``, for a stream of rows: a row whose
+    values are all strings in text/categorical fields (the common row) is copied without
+    looking up each field's type; any other row goes through :func:`normalise_row` (same
+    result, same errors)."""
+
+    def __init__(self, fields: Mapping[str, str]):
+        self.fields = dict(fields)
+        self._plain = frozenset(n for n, t in self.fields.items() if t in ("text", "categorical"))
+
+    def __call__(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        plain = self._plain
+        for name, value in row.items():
+            if type(value) is str and name in plain:
+                out[name] = value
+            else:
+                return normalise_row(row, self.fields)
+        return out
+
+
 def normalise_rows(rows: list[Any], fields: Mapping[str, str]) -> list[dict[str, Any]]:
     """``[normalise_row(row, fields) for row in rows]``, about twice as fast.
 

@@ -61,7 +61,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hlops.canonical import InvalidValue, check_spans_within, key_text, normalise_row, row_problems
+from hlops.canonical import InvalidValue, RowNormaliser, check_spans_within, key_text, row_problems
 from hlops.datareaders import (  # noqa: F401 - re-exported: the reading half of this API
     SUFFIXES,
     LineRange,
@@ -188,6 +188,7 @@ class RowChecker:
         self.rows = 0
         self.bad_rows = 0
         self._keys = KeyIndex() if key and duplicates else None
+        self._normalise = RowNormaliser(self.fields)
         self._classes: dict[tuple, list] = {}  # class -> [count, shown, last_line, what]
         self._shown_classes: list[tuple] = []  # the class of each of self.problems
         self._shown = 0
@@ -237,7 +238,7 @@ class RowChecker:
                         "one object {field: value}", ("not_object",), "rows that are not objects")
             return None
         try:
-            norm = normalise_row(row, self.fields)
+            norm = self._normalise(row)
         except InvalidValue:
             self.bad_rows += 1
             for problem in row_problems(row, self.fields):
@@ -392,8 +393,9 @@ class CheckedFile:
 
     def unchecked(self) -> Iterator[tuple[int, dict[str, Any]]]:
         """The same rows, normalised without the checks (see :class:`RowSource`)."""
+        normalise = RowNormaliser(self.fields)
         for line, row in RowReader(self.path, self.fields):
-            yield line, normalise_row(row, self.fields)
+            yield line, normalise(row)
 
     def checked_file(self) -> CheckedFile:
         return self

@@ -62,15 +62,18 @@ class LineRange(NamedTuple):
 
 def line_ranges(path: Path | str, size: int) -> Iterator[LineRange]:
     """Cut a file into consecutive ranges of whole lines of about ``size`` bytes (each ends
-    at a newline, or at the end of the file). Reads the file once, ``size`` bytes at a time."""
+    at a newline, or at the end of the file). Reads the file once into one reused buffer
+    (not mapped: mapped pages would count in the process's RSS)."""
+    buf = bytearray(size)
     with open(path, "rb") as f:
         start, line = 0, 1
-        while block := f.read(size):
-            if not block.endswith(b"\n"):
-                block += f.readline()  # to the end of the line (or of the file)
-            newlines = block.count(b"\n")
-            yield LineRange(start, newlines + (not block.endswith(b"\n")), line)
-            start, line = start + len(block), line + newlines
+        while n := f.readinto(buf):
+            ends_line = buf[n - 1] == 10
+            tail = b"" if ends_line else f.readline()  # the rest of the last line, if any
+            newlines = buf.count(b"\n", 0, n) + tail.count(b"\n")
+            ends_line = ends_line or tail.endswith(b"\n")
+            yield LineRange(start, newlines + (not ends_line), line)
+            start, line = start + n + len(tail), line + newlines
 
 
 class RowReader:

@@ -47,12 +47,13 @@ from hlops.errors import ManifestError, Problem, SettingsError
 
 MIN_BYTES = 8 << 20  # smaller files (~55,000 rows of ~140 bytes) are read in one pass
 RANGE_BYTES = 4 << 20  # about 28,000 rows of ~140 bytes
+MAX_AUTO_WORKERS = 4  # each worker peaks at ~46 MB: 4 keep a 1M-row plan within ~270 MB
 WORKERS_ENV = "HLOPS_WORKERS"
 
 
 def workers() -> int:
     """Worker processes for a split pass: ``HLOPS_WORKERS`` when set (1: never split),
-    else the CPUs this process may run on."""
+    else the CPUs this process may run on, at most :data:`MAX_AUTO_WORKERS`."""
     value = os.environ.get(WORKERS_ENV, "").strip()
     if value:
         try:
@@ -60,9 +61,10 @@ def workers() -> int:
         except ValueError:
             raise SettingsError(f"{WORKERS_ENV} must be a whole number (1: one process), got {value!r}") from None
     try:
-        return len(os.sched_getaffinity(0))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cpus = os.cpu_count() or 1
+    return min(cpus, MAX_AUTO_WORKERS)
 
 
 def split_file(rows: Any) -> CheckedFile | None:
@@ -112,7 +114,7 @@ def scan_file(file: CheckedFile, key: str | None, where: str, sink: Sink) -> tup
     """:func:`hlops.data.scan.scan` over every row of ``file`` (``sink`` called in file
     order), the ranges read by :func:`workers` processes. Raises ManifestError with the
     checks' problems, as the single checked pass does after its last row."""
-    n = workers()
+    n = max(1, min(workers(), -(-os.path.getsize(file.path) // RANGE_BYTES)))  # none idle
     findings: Findings | None = None
     missing, problems = 0, []
     pending: deque = deque()
