@@ -296,6 +296,8 @@ def goals(res: dict) -> dict:
 
 def run_child(spec: dict, api_key: str) -> dict:
     env = {**os.environ, "HLOPS_API_KEY": api_key, "BENCH_CHILD": json.dumps(spec)}
+    if "workers" in spec:
+        env["HLOPS_WORKERS"] = str(spec["workers"])
     proc = subprocess.run([sys.executable, __file__], env=env, capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
         raise SystemExit(f"child failed ({spec['mode']}):\n{proc.stderr[-3000:]}")
@@ -383,13 +385,17 @@ def main() -> None:
             res["p1_baseline_download"] = downloads
             print("P1 baseline", downloads, file=sys.stderr)
             time.sleep(2.1)  # the data file must be older than the cache's racy window
-            colds = [run_child({**spec, "mode": "plan", "remote_count": n,
-                                "cache_dir": str(tmp / f"cache-cold-{i}")}, server.api_key)
-                     for i in range(args.reps)]
+            # cold: split between processes (the default) and in one process, alternating
+            colds, colds_one = [], []
+            for i in range(args.reps):
+                for runs, workers_ in ((colds, {}), (colds_one, {"workers": 1}))[:: 1 if i % 2 == 0 else -1]:
+                    runs.append(run_child({**spec, **workers_, "mode": "plan", "remote_count": n,
+                                           "cache_dir": str(tmp / f"cache-cold-{len(runs)}-{bool(workers_)}")},
+                                          server.api_key))
             cold = min(colds, key=lambda r: r["plan_seconds"])
-            warm = run_child({**spec, "mode": "plan", "remote_count": n, "cache_dir": str(tmp / "cache-cold-0")}, server.api_key)
+            warm = run_child({**spec, "mode": "plan", "remote_count": n, "cache_dir": str(tmp / "cache-cold-0-False")}, server.api_key)
             os.utime(data)  # same bytes, new mtime/ctime: a fresh checkout
-            touched = run_child({**spec, "mode": "plan", "remote_count": n, "cache_dir": str(tmp / "cache-cold-0")}, server.api_key)
+            touched = run_child({**spec, "mode": "plan", "remote_count": n, "cache_dir": str(tmp / "cache-cold-0-False")}, server.api_key)
             res["p1_hlops_noop_plan_cold_cache"] = colds
             res["p1_hlops_noop_plan_warm_cache"] = warm
             res["p1_hlops_noop_plan_touched_file"] = touched
@@ -397,6 +403,8 @@ def main() -> None:
             res["p1_ratio_cold"] = round(cold["plan_seconds"] / dl, 3)
             res["p1_ratio_warm"] = round(warm["plan_seconds"] / dl, 3)
             res["p1_ratio_touched"] = round(touched["plan_seconds"] / dl, 3)
+            res["p1_hlops_noop_plan_cold_cache_one_process"] = colds_one
+            res["p1_ratio_cold_one_process"] = round(min(r["plan_seconds"] for r in colds_one) / dl, 3)
             digest = s.get(f"{url}/datasets/{ds}/digest", params={"key": KEY, "buckets": cold["change"]["buckets"]})
             res["p1_noop_digest_bytes"] = len(digest.content)
             print("P1 cold", colds, "\nP1 warm", warm, "\nP1 touched", touched, file=sys.stderr)
