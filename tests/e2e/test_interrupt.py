@@ -29,6 +29,10 @@ def _dataset(tmp_path):
     return tree
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _count(server) -> int:
     items = server.call("GET", "/datasets", params={"name": "interrupted"}).json()["items"]
     return items[0]["datapoint_count"] if items else 0
@@ -43,6 +47,9 @@ def test_first_ctrl_c_finishes_calls_in_flight_and_sends_no_new_one(fresh_server
         [sys.executable, "-m", "hlops", "apply", str(tree), "--auto-approve", "--parallelism", "1"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True,  # its own process group, as a terminal's foreground job
+        # and Ctrl-C's default action, as in a terminal: a test run started in the background
+        # (`pytest &`, some CI runners) inherits SIGINT ignored, and so would the child
+        preexec_fn=_default_sigint,
     )
     try:
         deadline = time.monotonic() + 120
