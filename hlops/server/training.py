@@ -186,11 +186,7 @@ class Trainer:
                         return
                     log.exception("training: project %s failed", pid)
                 finally:
-                    with self._cond:
-                        self._running[pid] -= 1
-                        if self._running[pid] <= 0:
-                            del self._running[pid]
-                        self._cond.notify_all()
+                    self._finished(pid)
 
     def _resolve(self, events: list[tuple[str, int]]) -> set[int]:
         pids = {pid for kind, pid in events if kind == "project"}
@@ -278,11 +274,15 @@ class Trainer:
             with self._lock(pid):
                 self._refresh(pid)
         finally:
-            with self._cond:
-                self._running[pid] -= 1
-                if self._running[pid] <= 0:
-                    del self._running[pid]
-                self._cond.notify_all()
+            self._finished(pid)
+
+    def _finished(self, pid: int) -> None:
+        """One training of ``pid`` counted in ``_running`` is over: wake the waiters."""
+        with self._cond:
+            self._running[pid] -= 1
+            if self._running[pid] <= 0:
+                del self._running[pid]
+            self._cond.notify_all()
 
     def model(self, pid: int, oid: int) -> Any | None:
         """The model serving output ``oid`` (an ``ml.Model``), or None."""
