@@ -264,6 +264,10 @@ before the fixes below. A test that cannot fail would be a defect.
 - `hlops/server/`: unknown and repeated query parameters were accepted and ignored (a typo
   like `?limt=5` silently listed the default page); they are now a located 422. schemathesis's
   negative cases found it, only when another module ran first (R4, `tests/server`).
+- `hlops/client.py`: an unreachable server cost ~34 s of connection retries (8, with
+  back-off) before the error; now 2 until the server has first answered (~1 s), the full
+  budget after (a server restarting under an apply is still waited for: R8,
+  `tests/e2e/test_client_reach.py`).
 - `tests/server/test_server_schemathesis.py`: a generated garbage `Transfer-Encoding` header is
   answered by uvicorn's HTTP parser (plain-text 400) before the application sees it; such
   cases are set aside (framing headers cannot have a documented answer).
@@ -273,8 +277,6 @@ before the fixes below. A test that cannot fail would be a defect.
 - A rerun started while the killed run's last create is still being processed by the server
   (milliseconds) can fail with 409 on that name; the run after it converges. R1 waits for the
   killed client's forwarded calls to finish before rerunning.
-- An unreachable server costs ~30 s of connection retries (8, with back-off) before the
-  transport error is reported.
 """
 
 

@@ -13,6 +13,11 @@ Retry policy (urllib3's ``Retry`` on the requests session does the retrying — 
   failure surfaces as :class:`AmbiguousCreate`, and the caller first looks the name up before
   sending it again — a create is never repeated blind.
 
+- Connection errors are retried with the full budget once the server has answered once
+  (a server restarting under an apply is waited for), but only ``first_contact_retries``
+  times before that: a wrong URL or a server that is not running is reported in about a
+  second, not after half a minute of back-off.
+
 The API key lives only in the session headers; it is never put in an error message, a log
 line or a ``repr``.
 """
@@ -50,10 +55,26 @@ class AmbiguousCreate(TransportError):
     """A create whose outcome is unknown (5xx or a lost response): look the name up first."""
 
 
+class _BudgetAdapter(HTTPAdapter):
+    """Retries with a small connection budget until the server first answers (any status),
+    then with the full one (see the module docstring)."""
+
+    def __init__(self, first: Retry, full: Retry, reached: threading.Event, **kwargs: Any):
+        super().__init__(max_retries=first, **kwargs)
+        self._first, self._full, self._reached = first, full, reached
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        self.max_retries = self._full if self._reached.is_set() else self._first
+        response = super().send(request, **kwargs)
+        self._reached.set()
+        return response
+
+
 @dataclass
 class ClientOptions:
     timeout: tuple[float, float] = (5.0, 300.0)  # connect, read
     retries: int = 8
+    first_contact_retries: int = 2  # connection retries until the server has answered once
     backoff_factor: float = 0.2
     backoff_max: float = 10.0
     pool_size: int = 16
@@ -88,6 +109,7 @@ class Client:
         self.calls = CallCounter()
         self._local = threading.local()
         self._stopped = threading.Event()
+        self._reached = threading.Event()  # the server has answered (any status) at least once
 
     def __repr__(self) -> str:  # never shows the key
         return f"Client({self.base_url!r})"
@@ -103,24 +125,12 @@ class Client:
         return session
 
     def _new_session(self, create: bool) -> requests.Session:
-        opts = self.options
-        retry = Retry(
-            total=opts.retries,
-            connect=opts.retries,
-            read=0 if create else opts.retries,
-            status=opts.retries,
-            other=0,
-            allowed_methods=None,  # every method: see the module docstring for why it's safe
-            status_forcelist={429} if create else RETRYABLE_STATUSES,
-            backoff_factor=opts.backoff_factor,
-            backoff_max=opts.backoff_max,
-            respect_retry_after_header=True,
-            raise_on_status=False,
-        )
-        adapter = HTTPAdapter(
-            max_retries=retry, pool_connections=1, pool_maxsize=opts.pool_size
-        )
         session = requests.Session()
+        adapter = _BudgetAdapter(
+            first=self._retry(create, self.options.first_contact_retries),
+            full=self._retry(create, self.options.retries),
+            reached=self._reached, pool_connections=1, pool_maxsize=self.options.pool_size,
+        )
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         session.headers.update(
@@ -131,6 +141,22 @@ class Client:
             }
         )
         return session
+
+    def _retry(self, create: bool, connect: int) -> Retry:
+        opts = self.options
+        return Retry(
+            total=opts.retries,
+            connect=connect,
+            read=0 if create else opts.retries,
+            status=opts.retries,
+            other=0,
+            allowed_methods=None,  # every method: see the module docstring for why it's safe
+            status_forcelist={429} if create else RETRYABLE_STATUSES,
+            backoff_factor=opts.backoff_factor,
+            backoff_max=opts.backoff_max,
+            respect_retry_after_header=True,
+            raise_on_status=False,
+        )
 
     def stop(self) -> None:
         """Send no new call from now on (calls already sent finish): an apply's first Ctrl-C.

@@ -47,9 +47,9 @@ def full() -> bool:
 
 @pytest.fixture(scope="session", autouse=True)
 def transport_error_run(tmp_path_factory):
-    """R6's transport-error run: ``hlops apply`` against a port nobody listens on spends ~30 s
-    in retries with back-off (8 connection attempts), sleeping. Started when the session
-    starts, so that it overlaps the rest of the suite; R6 collects its output."""
+    """R6's transport-error run: ``hlops apply`` against a port nobody listens on (it gives up
+    after the first-contact connection retries, ~1 s). Started when the session starts, so
+    that it overlaps the rest of the suite; R6 collects its output."""
     import subprocess
 
     from rel_support import CANARY_KEY, cli_env, write_leaky
