@@ -7,6 +7,7 @@ for every dataset with data.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,11 @@ from hlops.errors import HlopsError
 from hlops.kinds import DATASET, PROJECT
 from hlops.plan import Action, Plan, ResourceChange
 from hlops.remote import RemoteState, read
+
+
+# Data files at least this big are checked after the remote's resources are read (their
+# dataset's last-applied record may spare the pass); smaller ones before any API call.
+CHECK_FIRST_BYTES = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -79,19 +85,25 @@ def build_plan(
 ) -> tuple[Plan, RemoteState]:
     """The plan that takes the remote to the manifests, and the remote state it was built on.
 
-    Every data file is checked (or found checked in the cache) right after the remote's
-    resources are read, before any datapoint diff; a file whose bytes the dataset's
-    ``last_applied`` record vouches for is not read again. When the remote cannot be read,
-    the data files are checked before the error is raised (a broken file comes first)."""
+    Every data file is checked (or found checked in the cache) before any datapoint diff:
+    small ones before the first API call (a broken file costs no call), big ones
+    (:data:`CHECK_FIRST_BYTES` and more, whose pass takes seconds) right after the remote's
+    resources are read, so that one whose bytes its dataset's ``last_applied`` record
+    vouches for is not read at all. When the remote cannot be read, the big files are
+    checked before the error is raised (a broken file is reported first)."""
+    check = not options.destroy
+    big = {name for name in config.datasets if _big(config.data_path(name))}
+    if check:
+        check_data(config, options.cache_dir, which=lambda name: name not in big)
     desired = desired_state(config)
     try:
         state = read(client, dataset_renames(config))
     except HlopsError:
-        if not options.destroy:
-            check_data(config, options.cache_dir)
+        if check:
+            check_data(config, options.cache_dir, which=big.__contains__)
         raise
-    if not options.destroy:
-        check_data(config, options.cache_dir, state)
+    if check:
+        check_data(config, options.cache_dir, state, which=big.__contains__)
     changes, unmanaged = diff(
         desired,
         state.actual(),
@@ -137,17 +149,26 @@ def ownership_notes(owns: Any, unmanaged: list[str], prune: bool, shown: int = 2
     return notes
 
 
-def check_data(config: Any, cache_dir: Path | None, state: RemoteState | None = None) -> None:
-    """Check the data of every dataset that declares some; ManifestError with every problem
-    of every file (no network). With the remote ``state``, a data file whose bytes its
-    dataset's ``last_applied`` record vouches for is left alone (it passed these checks)."""
+def _big(path: Path | None) -> bool:
+    try:
+        return path is not None and path.stat().st_size >= CHECK_FIRST_BYTES
+    except OSError:
+        return False  # checked first: the check reports it
+
+
+def check_data(config: Any, cache_dir: Path | None, state: RemoteState | None = None,
+               which: Callable[[str], bool] = lambda name: True) -> None:
+    """Check the data of every dataset that declares some (and that ``which`` selects by
+    name); ManifestError with every problem of every file (no
+    network). With the remote ``state``, a data file whose bytes its dataset's
+    ``last_applied`` record vouches for is left alone (it passed these checks)."""
     from hlops.data import prepare, vouched
     from hlops.datafile import row_source
     from hlops.errors import ManifestError
 
     problems = []
     for name, manifest in config.datasets.items():
-        if manifest.ensure != "present" or manifest.data is None:
+        if manifest.ensure != "present" or manifest.data is None or not which(name):
             continue
         rows, source = row_source(config, name), _relative(config.data_path(name))
         fields, key = manifest.field_types(), manifest.key

@@ -15,7 +15,8 @@ change, in batches of at most 10,000 rows, ``parallelism`` requests at a time.
 Modules: :mod:`~hlops.data.local` (the local summary and second pass),
 :mod:`~hlops.data.digest` (remote reads), :mod:`~hlops.data.compare` (pure comparison),
 :mod:`~hlops.data.derive` (the steps of a diff), :mod:`~hlops.data.upload` (batched writes),
-:mod:`~hlops.data.cache` (summaries and rates on disk).
+:mod:`~hlops.data.cache` (summaries and rates on disk), :mod:`~hlops.data.applied` (the
+dataset's last-applied record: a cold no-op plan without reading a row).
 """
 
 from __future__ import annotations

@@ -162,8 +162,8 @@ def _digits(a: np.ndarray) -> np.ndarray:
     return np.floor(np.log10(np.maximum(a, 1))).astype(np.int64) + 1 + (a < 0)
 
 
-# Summaries made in this process, so the check before any network call (``prepare``) and
-# the plan that follows read a data file once. Keyed by path, stat and signature.
+# Summaries made in this process, so the planner's data check (``prepare``) and the plan
+# that follows read a data file once. Keyed by path, stat and signature.
 _RECENT: dict[tuple, tuple[LocalSummary, float]] = {}
 _RECENT_MAX = 8
 
