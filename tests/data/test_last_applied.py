@@ -262,3 +262,31 @@ def test_an_old_database_file_gets_the_column(tmp_path):
         assert out["last_applied"] == {"rows": 1} and out["version"] == 1
     finally:
         store.close()
+
+
+def test_prune_and_show_data_keep_the_fast_way(client, make_dataset, tmp_path):
+    ds = make_dataset()
+    path = write_jsonl(tmp_path / "d.jsonl", make_rows(600))
+    first_apply(client, ds, path)
+    change, read = plan(client, ds, path, prune=True)
+    assert read.passes == 0 and change.decided_by == "last_applied" and change.remove == 0
+    rows = Counted(path)
+    raw = client.request("GET", f"/datasets/{ds}")
+    shown = plan_data(client, ds, 600, FIELDS, KEY, rows, prune=False, show_data=True,
+                      source=str(path), last_applied=raw["last_applied"])
+    assert rows.passes == 0 and shown.examples == {} and not shown.has_changes
+
+
+def test_a_broken_big_file_is_reported_when_the_remote_cannot_be_read(tmp_path, monkeypatch):
+    from hlops import planner
+    from hlops.client import ClientOptions
+
+    monkeypatch.setattr(planner, "CHECK_FIRST_BYTES", 0)  # checked after the remote read
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "rows.jsonl").write_text('{"external_id": "a", "text": 1.5, "sentiment": "x"}\n')
+    fields = "".join(f"  {k}: {v}\n" for k, v in FIELDS.items())
+    (repo / "dataset.yaml").write_text(f"kind: Dataset\nname: la-broken\nkey: {KEY}\nfields:\n{fields}data: rows.jsonl\n")
+    conn = hl.connect(base_url="http://127.0.0.1:9", api_key="k", options=ClientOptions(retries=0))
+    with pytest.raises(ManifestError):
+        hl.plan(hl.load(repo, check_data=False), conn, cache_dir=tmp_path / "cache")
