@@ -29,7 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field
 FORMAT_VERSION = "1"
 
 # How a datapoint diff was computed and what it will cost: not part of a plan's identity.
-_VOLATILE_DATA = ("bytes_to_send", "calls", "estimated_seconds", "buckets", "remote_rows_read")
+_VOLATILE_DATA = ("bytes_to_send", "calls", "estimated_seconds", "buckets", "remote_rows_read",
+                  "decided_by")
 
 
 class Action(str, Enum):
@@ -94,6 +95,9 @@ class DataChange(_Frozen):
     buckets: int = 0  # the digest level the rows were compared at (0 = no remote to compare)
     remote_rows_read: int = 0  # rows of the remote digest the plan had to read
     remote_version: int | None = None  # the dataset version the digest was read at
+    # how the rows were compared: "last_applied" (the dataset's record of its last apply
+    # vouched for the file's bytes and the remote: no row read), "digest", or "new"
+    decided_by: str = ""
     notes: tuple[str, ...] = ()  # e.g. how rows are matched in a dataset without a key
 
     @property

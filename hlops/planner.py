@@ -7,6 +7,7 @@ for every dataset with data.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,15 @@ from typing import Any
 from hlops import __version__
 from hlops.client import Client
 from hlops.diff import Desired, Options, diff
+from hlops.errors import HlopsError
 from hlops.kinds import DATASET, PROJECT
 from hlops.plan import Action, Plan, ResourceChange
 from hlops.remote import RemoteState, read
+
+
+# Data files at least this big are checked after the remote's resources are read (their
+# dataset's last-applied record may spare the pass); smaller ones before any API call.
+CHECK_FIRST_BYTES = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -78,11 +85,25 @@ def build_plan(
 ) -> tuple[Plan, RemoteState]:
     """The plan that takes the remote to the manifests, and the remote state it was built on.
 
-    Every data file is checked (or found checked in the cache) before the first API call."""
-    if not options.destroy:
-        check_data(config, options.cache_dir)
+    Every data file is checked (or found checked in the cache) before any datapoint diff:
+    small ones before the first API call (a broken file costs no call), big ones
+    (:data:`CHECK_FIRST_BYTES` and more, whose pass takes seconds) right after the remote's
+    resources are read, so that one whose bytes its dataset's ``last_applied`` record
+    vouches for is not read at all. When the remote cannot be read, the big files are
+    checked before the error is raised (a broken file is reported first)."""
+    check = not options.destroy
+    big = {name for name in config.datasets if _big(config.data_path(name))}
+    if check:
+        check_data(config, options.cache_dir, which=lambda name: name not in big)
     desired = desired_state(config)
-    state = read(client, dataset_renames(config))
+    try:
+        state = read(client, dataset_renames(config))
+    except HlopsError:
+        if check:
+            check_data(config, options.cache_dir, which=big.__contains__)
+        raise
+    if check:
+        check_data(config, options.cache_dir, state, which=big.__contains__)
     changes, unmanaged = diff(
         desired,
         state.actual(),
@@ -128,29 +149,44 @@ def ownership_notes(owns: Any, unmanaged: list[str], prune: bool, shown: int = 2
     return notes
 
 
-def check_data(config: Any, cache_dir: Path | None) -> None:
-    """Check the data of every dataset that declares some; ManifestError with every problem
-    of every file (no network)."""
-    from hlops.data import prepare
+def _big(path: Path | None) -> bool:
+    try:
+        return path is not None and path.stat().st_size >= CHECK_FIRST_BYTES
+    except OSError:
+        return False  # checked first: the check reports it
+
+
+def check_data(config: Any, cache_dir: Path | None, state: RemoteState | None = None,
+               which: Callable[[str], bool] = lambda name: True) -> None:
+    """Check the data of every dataset that declares some (and that ``which`` selects by
+    name); ManifestError with every problem of every file (no
+    network). With the remote ``state``, a data file whose bytes its dataset's
+    ``last_applied`` record vouches for is left alone (it passed these checks)."""
+    from hlops.data import prepare, vouched
     from hlops.datafile import row_source
     from hlops.errors import ManifestError
 
     problems = []
     for name, manifest in config.datasets.items():
-        if manifest.ensure != "present" or manifest.data is None:
+        if manifest.ensure != "present" or manifest.data is None or not which(name):
+            continue
+        rows, source = row_source(config, name), _relative(config.data_path(name))
+        fields, key = manifest.field_types(), manifest.key
+        if state is not None and vouched(_last_applied(state, manifest), fields, key, rows, source):
             continue
         try:
-            prepare(
-                manifest.field_types(),
-                manifest.key,
-                row_source(config, name),
-                source=_relative(config.data_path(name)),
-                cache_dir=cache_dir,
-            )
+            prepare(fields, key, rows, source=source, cache_dir=cache_dir)
         except ManifestError as exc:
             problems.extend(exc.problems)
     if problems:
         raise ManifestError(problems)
+
+
+def _last_applied(state: RemoteState, manifest: Any) -> Any:
+    raw = state.by_name("dataset", manifest.name)
+    if raw is None and manifest.renamed_from:
+        raw = state.by_name("dataset", manifest.renamed_from)
+    return (raw or {}).get("last_applied")
 
 
 def _with_data(
@@ -179,6 +215,7 @@ def _with_data(
         show_data=options.show_data,
         source=_relative(config.data_path(change.name)),
         cache_dir=options.cache_dir,
+        last_applied=(raw or {}).get("last_applied"),
     )
     update: dict[str, Any] = {"data": data}
     if change.action == Action.NOOP and data.has_changes:

@@ -475,6 +475,7 @@ class _Puller:
         change = plan_data(
             self.client, raw["id"], raw.get("datapoint_count", 0), fields, key, row_source(config, name),
             prune=True, source=display_path(path) if path else None, cache_dir=self.cache_dir,
+            last_applied=raw.get("last_applied"),
         )
         if not (change.add or change.change or change.remove):
             return False

@@ -15,7 +15,8 @@ change, in batches of at most 10,000 rows, ``parallelism`` requests at a time.
 Modules: :mod:`~hlops.data.local` (the local summary and second pass),
 :mod:`~hlops.data.digest` (remote reads), :mod:`~hlops.data.compare` (pure comparison),
 :mod:`~hlops.data.derive` (the steps of a diff), :mod:`~hlops.data.upload` (batched writes),
-:mod:`~hlops.data.cache` (summaries and rates on disk).
+:mod:`~hlops.data.cache` (summaries and rates on disk), :mod:`~hlops.data.applied` (the
+dataset's last-applied record: a cold no-op plan without reading a row).
 """
 
 from __future__ import annotations
@@ -26,18 +27,21 @@ import weakref
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from hlops import canonical
 from hlops.client import Client
+from hlops.data import applied
 from hlops.data.cache import RateStore, file_state, signature
-from hlops.data.derive import DataDiff, derive, load_summary, rate_for
+from hlops.data.compare import coarse_level
+from hlops.data.derive import DataDiff, derive, load_summary, rate_for, summary_signature
 from hlops.data.digest import read_digest
 from hlops.data.local import FINE_MASK, RowSource, rereader, row_digest, row_key
 from hlops.data.upload import ProgressEvent, Uploader, UploadFailed, _Stop
 from hlops.errors import StalePlanError
 from hlops.plan import DataChange
 
-__all__ = ["DataReport", "ProgressEvent", "RowSource", "UploadFailed", "apply_data", "plan_data", "prepare"]
+__all__ = ["DataReport", "ProgressEvent", "RowSource", "UploadFailed", "apply_data", "plan_data", "prepare", "vouched"]
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,16 @@ def prepare(
     load_summary(rows, fields, key, source, cache_dir, source or "inline data")
 
 
+def vouched(last_applied: Any, fields: dict[str, str], key: str | None, rows: RowSource,
+            source: str | None) -> bool:
+    """Whether a dataset's ``last_applied`` record was written for these very bytes of the
+    data file ``source`` under these fields, key and checks: those bytes passed every check
+    when they were applied, so :func:`prepare` need not read them again."""
+    if source is None or not last_applied:
+        return False
+    return applied.matching(last_applied, summary_signature(fields, key, rows), Path(source)) is not None
+
+
 def plan_data(
     client: Client | None,
     dataset_id: int | None,
@@ -108,17 +122,21 @@ def plan_data(
     source: str | None = None,
     cache_dir: Path | None = None,
     parallelism: int = 4,
+    last_applied: Any = None,
 ) -> DataChange:
     """Compare a dataset's data (``rows``, streamed) with its remote datapoints.
 
     ``client``/``dataset_id`` None: the dataset does not exist yet, every row is an add (no
     network). Raises :class:`~hlops.errors.ManifestError` (with line numbers) on duplicate
     keys and rows without a key value. ``cache_dir`` (e.g. ``.hlops/cache``) keeps the local
-    summary of a data file (``source``) and the last upload rate.
+    summary of a data file (``source``) and the last upload rate. ``last_applied``: the
+    dataset's ``last_applied`` as read (:mod:`hlops.data.applied`); when it vouches for the
+    file's bytes and the remote, the plan is a no-op without reading a row.
     """
     diff = derive(
         client, dataset_id, remote_count, fields, key, rows, prune=prune,
         show_data=show_data, source=source, cache_dir=cache_dir, parallelism=parallelism,
+        last_applied=last_applied,
     )
     change = diff.to_change(source, show_data, rate_for(client, cache_dir))
     _remember(change, diff, signature(fields, key))
@@ -188,6 +206,12 @@ def apply_data(
         _abandon(up)
         raise
     report = _report(up, reused)
+    if change.source is not None and not diff.local_dup:
+        applied.note(
+            client, dataset_id, key, signature=diff.signature, path=Path(change.source),
+            state=diff.source_state, read_at=diff.source_read_at, fingerprint=diff.fingerprint,
+            rows=diff.local_rows, buckets=coarse_level(diff.local_rows), local_hash=diff.local_hash,
+        )
     if cache_dir is not None:
         RateStore(cache_dir).put(client.base_url, report.rows, report.bytes_sent, report.calls, report.seconds)
     return report

@@ -126,7 +126,7 @@ class SummaryCache:
              started: float) -> bool:
         """Store ``summary`` of ``path`` read from ``started`` on (``time.time()``), whose
         stat was ``before``; refused (False) when the file may have changed meanwhile."""
-        if before is None or _racy(before, started):
+        if before is None or racy(before, started):
             return False
         content = content_hash(path)
         after = file_state(path)
@@ -144,7 +144,7 @@ class SummaryCache:
 
     def _refresh(self, entry: Path, meta: dict[str, Any], state: dict[str, Any], started: float) -> None:
         """Same bytes under a new stat: remember the new stat (unless it is racy)."""
-        if _racy(state, started):
+        if racy(state, started):
             return
         with np.load(entry, allow_pickle=False) as z:
             arrays = {k: z[k] for k in ("idx", "counts", "xor", "nbytes", "dup")}
@@ -162,7 +162,7 @@ class SummaryCache:
         return True
 
 
-def _racy(state: dict[str, Any], started: float) -> bool:
+def racy(state: dict[str, Any], started: float) -> bool:
     """The file changed too shortly before ``started`` for its stat to be trusted."""
     return max(state["mtime_ns"], state["ctime_ns"]) / 1e9 >= started - RACY_SECONDS
 

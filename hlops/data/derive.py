@@ -22,14 +22,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from hlops.client import Client
+from hlops.data import applied
 from hlops.data import compare as cmp
 from hlops.data.cache import RateStore, SummaryCache, estimate_seconds, file_state, signature
 from hlops.data.compare import ADD_ALL, MIXED, REMOTE_ONLY, RowDiff
-from hlops.data.digest import RemoteDigest, read_all_rows, read_bucket_rows, read_digest
+from hlops.data.digest import RemoteDigest, items_hash, read_all_rows, read_bucket_rows, read_digest
 from hlops.data.local import (
     FINE, FINE_MASK, LocalSummary, RowSource, collect, first_keys, rereader, summarise,
 )
@@ -68,7 +70,12 @@ class DataDiff:
     remote_rows_read: int = 0
     unmatched_extra: int = 0  # remote rows in local-empty buckets, left alone
     source_state: dict | None = None
+    source_read_at: float = 0.0  # when source_state was read (racy files get no record)
+    signature: str = ""  # of the summary (hlops.data.cache.signature, with the checks)
+    local_hash: str = ""  # items hash of the local summary folded to coarse_level(local_rows)
+    local_dup: bool = False  # a fine bucket holds repeated rows (keyless): no record then
     dataset_id: int | None = None
+    decided_by: str = "digest"  # "last_applied" | "digest" | "new" (no remote dataset)
 
     # -- counts -------------------------------------------------------------------------
     @property
@@ -143,6 +150,7 @@ class DataDiff:
             buckets=self.buckets,
             remote_rows_read=self.remote_rows_read,
             remote_version=self.remote_version,
+            decided_by=self.decided_by,
             notes=(KEYLESS_NOTE,) if self.key is None else (),
         )
 
@@ -154,25 +162,27 @@ def _digits(a: np.ndarray) -> np.ndarray:
     return np.floor(np.log10(np.maximum(a, 1))).astype(np.int64) + 1 + (a < 0)
 
 
-# Summaries made in this process, so the check before any network call (``prepare``) and
-# the plan that follows read a data file once. Keyed by path, stat and signature.
-_RECENT: dict[tuple, LocalSummary] = {}
+# Summaries made in this process, so the planner's data check (``prepare``) and the plan
+# that follows read a data file once. Keyed by path, stat and signature.
+_RECENT: dict[tuple, tuple[LocalSummary, float]] = {}
 _RECENT_MAX = 8
 
 
 def load_summary(
     rows: RowSource, fields: dict[str, str], key: str | None, source: str | None,
     cache_dir: Path | None, where: str,
-) -> tuple[LocalSummary, dict | None]:
-    """The fine summary (from the cache when the file and its meaning are unchanged), and
-    the file's stat as read. A summary only exists for data that passed every check (the
-    checked pass raises ManifestError after the last row otherwise)."""
+) -> tuple[LocalSummary, dict | None, float]:
+    """The fine summary (from the cache when the file and its meaning are unchanged), the
+    file's stat as read, and when it was read. A summary only exists for data that passed
+    every check (the checked pass raises ManifestError after the last row otherwise)."""
     path = Path(source) if source else None
+    read_at = time.time()
     state = file_state(path) if path is not None else None
-    sig = signature(fields, key, getattr(rows, "checks", ""))
+    sig = summary_signature(fields, key, rows)
     recent_key = (str(path), repr(state), sig) if state is not None else None
     if recent_key in _RECENT:
-        return _RECENT[recent_key], state
+        summary, recent_at = _RECENT[recent_key]
+        return summary, state, recent_at
     cache = SummaryCache(cache_dir) if cache_dir is not None and state is not None else None
     summary = cache.load(path, sig) if cache is not None else None
     if summary is None:
@@ -183,8 +193,13 @@ def load_summary(
     if recent_key is not None:
         if len(_RECENT) >= _RECENT_MAX:
             _RECENT.pop(next(iter(_RECENT)))
-        _RECENT[recent_key] = summary
-    return summary, state
+        _RECENT[recent_key] = (summary, read_at)
+    return summary, state, read_at
+
+
+def summary_signature(fields: dict[str, str], key: str | None, rows: RowSource) -> str:
+    """What a summary of ``rows`` depends on besides the bytes of its file."""
+    return signature(fields, key, getattr(rows, "checks", ""))
 
 
 def derive(
@@ -201,26 +216,39 @@ def derive(
     cache_dir: Path | None,
     parallelism: int = 4,
     costs: cmp.Costs | None = None,
+    last_applied: Any = None,
 ) -> DataDiff:
     """The diff (see the module docstring). ``costs`` overrides the measured cost model
-    (tests use it to drive each path)."""
+    (tests use it to drive each path). ``last_applied``: the dataset's record of its last
+    apply (:mod:`hlops.data.applied`); when it vouches for the file's bytes and the remote,
+    the diff is a no-op decided without reading a row."""
     where = source or "inline data"
-    summary, state = load_summary(rows, fields, key, source, cache_dir, where)
     n_ex = N_EXAMPLES if show_data else 0
+    read = None  # a remote digest already read, reused below when at the same level
+    if client is not None and dataset_id is not None and source is not None and last_applied:
+        trusted, read = _from_record(client, dataset_id, key, fields, rows, source, last_applied, prune, n_ex)
+        if trusted is not None:
+            return trusted
+    summary, state, read_at = load_summary(rows, fields, key, source, cache_dir, where)
     diff = DataDiff(
         fingerprint=summary.fingerprint, local_rows=summary.count, remote_rows=0, key=key,
         prune=prune, add_all=np.zeros(FINE, bool), add_all_rows=0, add_all_bytes=0,
-        rows=RowDiff(n_examples=n_ex), source_state=state, dataset_id=dataset_id,
+        rows=RowDiff(n_examples=n_ex), source_state=state, source_read_at=read_at,
+        signature=summary_signature(fields, key, rows), dataset_id=dataset_id,
+        local_dup=bool(summary.dup.any()),
     )
+    record_level = cmp.coarse_level(summary.count)
+    diff.local_hash = items_hash(*summary.fold(record_level)[:2])
 
     if client is None or dataset_id is None:  # a dataset still to create: all adds
-        diff.coarse_hash = _empty_digest_hash(1)
+        diff.decided_by = "new"
+        diff.coarse_hash = items_hash(np.zeros(1, np.int64), np.zeros((1, 32), np.uint8))
         _settle_add_all(diff, summary, np.full(1, ADD_ALL, np.int8))
         diff.add_examples = first_keys(rereader(rows), key, diff.add_all, n_ex)
         return diff
 
     coarse = cmp.coarse_level(max(summary.count, remote_count))
-    digest = read_digest(client, dataset_id, key, coarse)
+    digest = read if read is not None and read.buckets == coarse else read_digest(client, dataset_id, key, coarse)
     diff.coarse, diff.coarse_hash = coarse, digest.items_hash
     diff.remote_rows, diff.remote_version = digest.total, digest.version
     lc, lx, _lb, ld = summary.fold(coarse)
@@ -292,12 +320,28 @@ def _measure(client: Client, dataset_id: int, key: str | None, n: int, cat: np.n
     )
 
 
-def _empty_digest_hash(n: int) -> str:
-    import hashlib
-
-    h = hashlib.sha256(np.zeros(n, np.int64).tobytes())
-    h.update(np.zeros((n, 32), np.uint8).tobytes())
-    return h.hexdigest()
+def _from_record(
+    client: Client, dataset_id: int, key: str | None, fields: dict[str, str], rows: RowSource,
+    source: str, last_applied: Any, prune: bool, n_examples: int,
+) -> tuple[DataDiff | None, RemoteDigest | None]:
+    """The no-op diff when the dataset's last-applied record vouches for the data file's
+    bytes and the remote still holds the rows applied; else (None, the digest if one was
+    read)."""
+    found = applied.matching(last_applied, summary_signature(fields, key, rows), Path(source))
+    if found is None:
+        return None, None
+    rec, state = found
+    same, digest = applied.trusted_digest(client, dataset_id, key, rec)
+    if not same:
+        return None, digest
+    diff = DataDiff(
+        fingerprint=rec.fingerprint, local_rows=rec.rows, remote_rows=digest.total, key=key,
+        prune=prune, add_all=np.zeros(FINE, bool), add_all_rows=0, add_all_bytes=0,
+        rows=RowDiff(n_examples=n_examples), buckets=rec.buckets, coarse=rec.buckets,
+        coarse_hash=digest.items_hash, remote_version=digest.version, source_state=state,
+        dataset_id=dataset_id, decided_by="last_applied",
+    )
+    return diff, digest
 
 
 def _settle_add_all(diff: DataDiff, summary: LocalSummary, cat: np.ndarray) -> None:

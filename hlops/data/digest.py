@@ -32,6 +32,14 @@ class RemoteDigest:
     key: str | None = None  # the key field the server bucketed by (None: the row hash)
 
 
+def items_hash(counts: np.ndarray, xor: np.ndarray) -> str:
+    """SHA-256 of a digest's counts (int64) and XORs (uint8[n, 32]): equal hashes, equal
+    digests (the remote's, or the local summary folded to the same level)."""
+    h = hashlib.sha256(np.ascontiguousarray(counts, np.int64).tobytes())
+    h.update(np.ascontiguousarray(xor, np.uint8).tobytes())
+    return h.hexdigest()
+
+
 def _params(key: str | None, **extra: object) -> dict:
     params = {k: v for k, v in extra.items() if v is not None}
     if key is not None:
@@ -51,15 +59,13 @@ def read_digest(client: Client, dataset_id: int, key: str | None, buckets: int) 
         counts[idx] = np.fromiter((it["count"] for it in items), np.int64, len(items))
         hexes = "".join(it["hash"] for it in items)
         xor[idx] = np.frombuffer(bytes.fromhex(hexes), np.uint8).reshape(len(items), 32)
-    h = hashlib.sha256(counts.tobytes())
-    h.update(xor.tobytes())
     return RemoteDigest(
         buckets=buckets,
         counts=counts,
         xor=xor,
         total=int(body.get("datapoint_count", counts.sum())),
         version=body.get("version"),
-        items_hash=h.hexdigest(),
+        items_hash=items_hash(counts, xor),
         key=body.get("key", key),
     )
 

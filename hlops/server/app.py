@@ -323,7 +323,7 @@ def _datasets(app: FastAPI, store: Store, settings: Settings) -> None:
         dataset_id: DatasetId, request: Request, body: S.DatasetPatch, org: int = Depends(org_id),
         if_match: IfMatch = None, _idem: IdempotencyKey = None,
     ) -> Response:
-        """Rename, describe, change the key, or add fields (the full list) [ext]."""
+        """Rename, describe, change the key, add fields (the full list), or note `last_applied` [ext]."""
         patch = body.model_dump(include=body.model_fields_set)
         if "name" in patch and patch["name"] is None:
             raise Invalid.one(("body", "name"), "a dataset needs a name", "missing")

@@ -12,11 +12,13 @@ describe exactly what the server sends; schemathesis checks every answer against
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 MAX_ID = 2**63 - 1
+MAX_NOTE_BYTES = 4096  # a dataset's last_applied note, as compact JSON
 DataType = Literal["text", "categorical", "character_offsets"]
 TaskType = Literal["classification", "multilabel_classification", "sequence_tagging"]
 Role = Literal["annotator", "owner", "admin"]
@@ -93,6 +95,18 @@ class DatasetPatch(_In):
     fields: Annotated[list[FieldIn], Field(min_length=1, max_length=1000)] | None = Field(
         None, description="The full list of fields: existing ones (same type) plus new ones."
     )
+    last_applied: dict[str, Any] | None = Field(
+        None,
+        description="A client's note about its last apply (a JSON object of at most 4 KB; null "
+        "clears it). Returned as is; setting it changes neither `version` nor `updated_at`.",
+    )
+
+    @field_validator("last_applied")
+    @classmethod
+    def _small(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()) > MAX_NOTE_BYTES:
+            raise ValueError(f"last_applied is limited to {MAX_NOTE_BYTES:,} bytes of JSON")
+        return value
 
 
 class DatapointReplace(_In):
@@ -195,6 +209,9 @@ class Dataset(_Out):
     created_at: str
     updated_at: str
     version: int
+    last_applied: dict[str, Any] | None = Field(
+        None, description="The note `PATCH /datasets/{id}` set last (null: none) [ext]."
+    )
 
 
 class DatasetWrite(Dataset):

@@ -69,6 +69,7 @@ class DatasetsMixin:
             "created_at": row["created_at"],
             "updated_at": row["updated_at"],
             "version": row["version"],
+            "last_applied": orjson.loads(row["last_applied"]) if row["last_applied"] else None,
         }
 
     def _dataset_out(self, con: sqlite3.Connection, org: int, dataset_id: int) -> dict:
@@ -153,6 +154,9 @@ class DatasetsMixin:
                 if patch["key"] is not None and patch["key"] not in types:
                     raise Invalid.one(("body", "key"), f"key {patch['key']!r} is not a field of this dataset", "unknown_field")
                 sets["key_field"] = patch["key"]
+            if "last_applied" in patch:
+                self._note_applied(con, dataset_id, row, patch["last_applied"])
+                row = self._dataset(con, org, dataset_id)
             if not (sets or added or described):
                 return self._answer(con, org, idem, self._dataset_json(row, existing))
             if sets:
@@ -172,6 +176,14 @@ class DatasetsMixin:
                 self._rekey(con, dataset_id, patch["key"])
             self._touch(con, dataset_id)
             return self._answer(con, org, idem, self._dataset_out(con, org, dataset_id))
+
+    @staticmethod
+    def _note_applied(con: sqlite3.Connection, dataset_id: int, row: sqlite3.Row, note: dict | None) -> None:
+        """Set (or clear, ``None``) the dataset's ``last_applied`` note: a client's record of
+        its last apply, neither config nor data, so ``version`` and ``updated_at`` stay."""
+        text = orjson.dumps(note, option=orjson.OPT_SORT_KEYS).decode() if note is not None else None
+        if text != row["last_applied"]:
+            con.execute("UPDATE datasets SET last_applied = ? WHERE id = ?", (text, dataset_id))
 
     def delete_dataset(self, org: int, dataset_id: int, force: bool, if_match: int | None, idem: Any) -> dict:
         with self._write() as con:

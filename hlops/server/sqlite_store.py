@@ -61,6 +61,7 @@ CREATE TABLE IF NOT EXISTS datasets (
     version INTEGER NOT NULL DEFAULT 1,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
+    last_applied TEXT,                    -- JSON object a client noted after its last apply
     UNIQUE (org_id, name)
 );
 CREATE TABLE IF NOT EXISTS fields (
@@ -182,9 +183,11 @@ class SqliteStore(DatasetsMixin, DigestMixin, ProjectsMixin):
 
     def _migrate(self) -> None:
         """Bring a database made by an earlier build up to :data:`SCHEMA`."""
-        columns = {r[1] for r in self._w.execute("PRAGMA table_info(idempotency)")}
-        if "fingerprint" not in columns:
-            self._w.execute("ALTER TABLE idempotency ADD COLUMN fingerprint TEXT")
+        added = (("idempotency", "fingerprint"), ("datasets", "last_applied"))
+        for table, column in added:
+            columns = {r[1] for r in self._w.execute(f"PRAGMA table_info({table})")}
+            if column not in columns:
+                self._w.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
 
     # ------------------------------------------------------------------ connections
 

@@ -1,0 +1,129 @@
+"""The last-applied record of a dataset: which data file bytes its datapoints came from.
+
+Like kubectl's ``last-applied-configuration`` annotation. After :func:`hlops.data.apply_data`
+has written a dataset's datapoints from a data file (every batch acknowledged), it notes on
+the dataset (``PATCH /datasets/{id} {"last_applied": ...}``)::
+
+    {"format": 1, "signature": <hlops.data.cache.signature of fields, key and checks>,
+     "source_sha256": <SHA-256 of the file's bytes>, "fingerprint": <the summary's>,
+     "rows": <row count>, "buckets": L, "digest": <items hash of the remote digest at L>}
+
+hashes and counts only, never row content. It is written only when the remote digest read
+right after the upload equals the local summary folded to L (the remote holds exactly the
+file's rows: no row left alone, no concurrent write), with ``If-Match`` on the version that
+digest was read at, and only when the file's stat is the one its summary was made from and
+not racy (see :mod:`hlops.data.cache`).
+
+A plan then trusts a record whose format and signature are the current ones when the file's
+bytes hash to ``source_sha256`` and the remote digest at L still hashes to ``digest``: the
+rows are those applied, a no-op, decided without reading a row. Anything else falls back to
+the full comparison.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from hlops.client import Client
+from hlops.data.cache import content_hash, file_state, racy
+from hlops.data.digest import RemoteDigest, read_digest
+from hlops.errors import ApiError
+
+FORMAT = 1
+FIELD = "last_applied"
+
+
+@dataclass(frozen=True)
+class Record:
+    format: int
+    signature: str
+    source_sha256: str
+    fingerprint: str
+    rows: int
+    buckets: int
+    digest: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, raw: Any) -> Record | None:
+        """The record in a dataset's ``last_applied`` (None: absent or not one of ours)."""
+        if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+            return None
+        try:
+            rec = cls(**{name: raw[name] for name in cls.__dataclass_fields__})
+        except (KeyError, TypeError):
+            return None
+        strings = (rec.signature, rec.source_sha256, rec.fingerprint, rec.digest)
+        if not all(type(s) is str for s in strings) or not all(type(n) is int for n in (rec.rows, rec.buckets)):
+            return None
+        return rec
+
+
+# SHA-256 of data files hashed in this process, by stat (the planner's check and the plan
+# of the same dataset ask for the same file).
+_HASHED: dict[str, tuple[dict, str]] = {}
+
+
+def source_sha256(path: Path) -> tuple[str, dict] | None:
+    """SHA-256 of the file's bytes and the stat it had throughout the read (None: missing,
+    or it changed while being read)."""
+    before = file_state(path)
+    if before is None:
+        return None
+    seen = _HASHED.get(before["path"])
+    if seen is not None and seen[0] == before:
+        return seen[1], before
+    try:
+        digest = content_hash(path)
+    except OSError:
+        return None
+    if file_state(path) != before:
+        return None
+    _HASHED[before["path"]] = (before, digest)
+    return digest, before
+
+
+def matching(raw: Any, signature: str, path: Path) -> tuple[Record, dict] | None:
+    """The record (and the file's stat) when it was written for these very bytes under this
+    signature: the file passed every check when it was applied, and would again."""
+    rec = Record.from_json(raw)
+    if rec is None or rec.signature != signature:
+        return None
+    hashed = source_sha256(path)
+    if hashed is None or hashed[0] != rec.source_sha256:
+        return None
+    return rec, hashed[1]
+
+
+def note(client: Client, dataset_id: int, key: str | None, *, signature: str, path: Path,
+         state: dict | None, read_at: float, fingerprint: str, rows: int, buckets: int,
+         local_hash: str) -> bool:
+    """Write the record after an upload (see the module docstring); False when the facts
+    do not allow it (the next plan then compares rows, as without a record)."""
+    if state is None or racy(state, read_at):
+        return False
+    hashed = source_sha256(path)
+    if hashed is None or hashed[1] != state:
+        return False
+    digest = read_digest(client, dataset_id, key, buckets)
+    if digest.items_hash != local_hash or digest.key != key:
+        return False
+    record = Record(FORMAT, signature, hashed[0], fingerprint, rows, buckets, digest.items_hash)
+    try:
+        client.request("PATCH", f"/datasets/{dataset_id}", body={FIELD: record.to_json()},
+                       if_match=digest.version)
+    except ApiError:  # 412: written to since the digest; 422: a server without the field
+        return False
+    return True
+
+
+def trusted_digest(client: Client, dataset_id: int, key: str | None, rec: Record) -> tuple[bool, RemoteDigest]:
+    """Whether the remote still holds exactly the rows applied, and the digest read (at the
+    record's level: a plan falling back reuses it)."""
+    digest = read_digest(client, dataset_id, key, rec.buckets)
+    same = digest.items_hash == rec.digest and digest.key == key and digest.total == rec.rows
+    return same, digest
