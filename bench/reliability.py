@@ -230,6 +230,10 @@ HOW = """
   duplicate name or key, missing file, YAML/JSON that cannot parse, spans out of range,
   invalid UTF-8...); each run of `plan`/`apply` against a live server must exit 1 with a
   problem located in the broken file and leave the server's request count unchanged.
+  Data files of 8 MB and more are the one exception to "no API call": they are checked
+  right after the remote's listing (read-only GETs), so that a file whose bytes its
+  dataset's last-applied record vouches for is not read again; a broken one is still
+  reported, located, before any write.
 - **R4** (`test_r4_server.py`, plus `tests/server/`'s schemathesis run over every operation of
   `/openapi.json` with valid and invalid data, and its protocol tests: malformed JSON, wrong
   content types, body limits).
