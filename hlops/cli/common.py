@@ -14,6 +14,11 @@ import click
 from hlops.errors import SettingsError
 
 
+def plural(n: int, word: str) -> str:
+    """``1 file``, ``1,204 files``."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
 def connection_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """--local, --base-url, --api-key: how to reach the API."""
 

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from hlops.cli.app import main
-from hlops.cli.common import color_option, connection_options, open_connection, output_file, positive_int, use_color
+from hlops.cli.common import color_option, connection_options, open_connection, output_file, plural, positive_int, use_color
 
 MAX_TEXT_COLUMN = 60
 
@@ -211,8 +211,8 @@ def import_command(project, file, workers, local, base_url, api_key):
                 bar.close()
         found = labelled.summary(client, proj["id"])
     n = report.imported
-    click.echo(f"Imported {n:,} annotation{'s' if n != 1 else ''} ({len(report.datapoints):,} datapoint{'s' if len(report.datapoints) != 1 else ''}) into {project!r}; "
-               f"skipped {len(report.skipped):,} row{'s' if len(report.skipped) != 1 else ''}.")
+    click.echo(f"Imported {plural(n, 'annotation')} ({plural(len(report.datapoints), 'datapoint')}) into {project!r}; "
+               f"skipped {plural(len(report.skipped), 'row')}.")
     for problem in report.skipped[:50]:
         click.echo(f"  {problem}", err=True)
     if len(report.skipped) > 50:

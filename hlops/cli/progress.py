@@ -9,6 +9,8 @@ from typing import Any
 import click
 from tqdm import tqdm
 
+from hlops.cli.common import plural
+
 STATUS_COLOUR = {"done": "green", "failed": "red", "skipped": "yellow"}
 
 
@@ -78,16 +80,12 @@ class EventPrinter:
             lines.append(f"  skipped: {result.address}: {result.detail}")
         head = (
             f"Apply {'complete' if report.ok else 'incomplete'}: {len(done)} done, "
-            f"{len(failed)} failed, {len(skipped)} skipped; {_count(report.calls, 'API call')} "
-            f"({_count(report.writes, 'write')}) in {report.seconds:.2f} s."
+            f"{len(failed)} failed, {len(skipped)} skipped; {plural(report.calls, 'API call')} "
+            f"({plural(report.writes, 'write')}) in {report.seconds:.2f} s."
         )
         if self.color:
             head = click.style(head, fg="green" if report.ok else "red", bold=True)
         return "\n".join([head, *lines])
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _field(event: Any, *names: str) -> Any:

@@ -14,13 +14,10 @@ from pathlib import Path
 import click
 
 from hlops.cli.app import main
+from hlops.cli.common import plural
 from hlops.errors import ManifestError
 from hlops.manifest import display_path, load
 from hlops.models import manifest_schema, settings_schema
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 @main.command()
@@ -45,7 +42,7 @@ def validate(paths: tuple[Path, ...], as_json: bool, no_data: bool) -> None:
         else:
             for problem in problems:
                 click.echo(str(problem))
-            click.echo(f"{_plural(len(problems), 'problem')} found.")
+            click.echo(f"{plural(len(problems), 'problem')} found.")
         sys.exit(1)  # not ctx.exit: the root group runs click with standalone_mode=False
     rows = sum(config.rows.values())
     if as_json:
@@ -59,10 +56,10 @@ def validate(paths: tuple[Path, ...], as_json: bool, no_data: bool) -> None:
             "datapoints": config.rows,
         }, indent=2, ensure_ascii=False))
         return
-    checked = "" if no_data else f", {_plural(rows, 'datapoint')} checked"
+    checked = "" if no_data else f", {plural(rows, 'datapoint')} checked"
     click.echo(
-        f"Valid: {_plural(len(config.datasets), 'dataset')}, "
-        f"{_plural(len(config.projects), 'project')} in {_plural(len(config.files), 'file')}"
+        f"Valid: {plural(len(config.datasets), 'dataset')}, "
+        f"{plural(len(config.projects), 'project')} in {plural(len(config.files), 'file')}"
         f"{checked}."
     )
 
