@@ -36,7 +36,7 @@ from hlops.data.cache import RateStore, file_state, signature
 from hlops.data.compare import coarse_level
 from hlops.data.derive import DataDiff, derive, load_summary, rate_for, summary_signature
 from hlops.data.digest import read_digest
-from hlops.data.local import FINE_MASK, RowSource, rereader, row_digest, row_key
+from hlops.data.local import FINE_MASK, RowSource, rereader, row_digest, row_key, summarise
 from hlops.data.upload import ProgressEvent, Uploader, UploadFailed, _Stop
 from hlops.errors import StalePlanError
 from hlops.plan import DataChange
@@ -211,6 +211,7 @@ def apply_data(
             client, dataset_id, key, signature=diff.signature, path=Path(change.source),
             state=diff.source_state, read_at=diff.source_read_at, fingerprint=diff.fingerprint,
             rows=diff.local_rows, buckets=coarse_level(diff.local_rows), local_hash=diff.local_hash,
+            reread=lambda: summarise(rereader(rows), key, where).fingerprint,
         )
     if cache_dir is not None:
         RateStore(cache_dir).put(client.base_url, report.rows, report.bytes_sent, report.calls, report.seconds)

@@ -11,8 +11,11 @@ the dataset (``PATCH /datasets/{id} {"last_applied": ...}``)::
 hashes and counts only, never row content. It is written only when the remote digest read
 right after the upload equals the local summary folded to L (the remote holds exactly the
 file's rows: no row left alone, no concurrent write), with ``If-Match`` on the version that
-digest was read at, and only when the file's stat is the one its summary was made from and
-not racy (see :mod:`hlops.data.cache`).
+digest was read at, and only when the file's stat is the one its summary was made from.
+When the file is racy (written too shortly before it was read for its stat to be trusted,
+see :mod:`hlops.data.cache`; typically a file generated just before the apply), its rows
+are read once more and must still make the summary's fingerprint: the record, and so the
+calls an apply makes, never depend on the file's age.
 
 A plan then trusts a record whose format and signature are the current ones when the file's
 bytes hash to ``source_sha256`` and the remote digest at L still hashes to ``digest``: the
@@ -22,6 +25,7 @@ the full comparison.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +33,7 @@ from typing import Any
 from hlops.client import Client
 from hlops.data.cache import content_hash, file_state, racy
 from hlops.data.digest import RemoteDigest, read_digest
-from hlops.errors import ApiError
+from hlops.errors import ApiError, HlopsError
 
 FORMAT = 1
 FIELD = "last_applied"
@@ -101,12 +105,21 @@ def matching(raw: Any, signature: str, path: Path) -> tuple[Record, dict] | None
 
 def note(client: Client, dataset_id: int, key: str | None, *, signature: str, path: Path,
          state: dict | None, read_at: float, fingerprint: str, rows: int, buckets: int,
-         local_hash: str) -> bool:
+         local_hash: str, reread: Callable[[], str]) -> bool:
     """Write the record after an upload (see the module docstring); False when the facts
-    do not allow it (the next plan then compares rows, as without a record)."""
-    if state is None or racy(state, read_at):
+    do not allow it (the next plan then compares rows, as without a record).
+
+    ``reread`` reads the file's rows again and answers their fingerprint. It is called only
+    for a *racy* file (changed too shortly before its summary was read for the stat to
+    tell a later edit apart): as git does for a racy index entry, the content is compared
+    instead of the stat -- the bytes hashed here must still make the summary's rows. So
+    whether an apply notes the record does not depend on how old the data file is."""
+    if state is None:
         return False
-    hashed = source_sha256(path)
+    if racy(state, read_at):
+        hashed = _verified_sha256(path, state, fingerprint, reread)
+    else:
+        hashed = source_sha256(path)
     if hashed is None or hashed[1] != state:
         return False
     digest = read_digest(client, dataset_id, key, buckets)
@@ -119,6 +132,23 @@ def note(client: Client, dataset_id: int, key: str | None, *, signature: str, pa
     except ApiError:  # 412: written to since the digest; 422: a server without the field
         return False
     return True
+
+
+def _verified_sha256(path: Path, state: dict, fingerprint: str,
+                     reread: Callable[[], str]) -> tuple[str, dict] | None:
+    """SHA-256 of a racy file's bytes, when the file (same stat before and after) still
+    holds the rows of ``fingerprint``; not kept in the per-process cache, whose key is the
+    very stat a racy file cannot be trusted by."""
+    if file_state(path) != state:
+        return None
+    try:
+        digest = content_hash(path)
+        same = reread() == fingerprint
+    except (OSError, HlopsError):
+        return None
+    if not same or file_state(path) != state:
+        return None
+    return digest, state
 
 
 def trusted_digest(client: Client, dataset_id: int, key: str | None, rec: Record) -> tuple[bool, RemoteDigest]:
