@@ -166,7 +166,8 @@ def _discover(paths: list[Path], problems: list[Problem]) -> tuple[Path, list[Pa
             found = list(_walk(path))
             if not found:
                 problems.append(Problem(display_path(path), 0, 0, "no manifests (*.yaml, *.yml) "
-                                        "in this directory"))
+                                        "in this directory (to start from what exists remotely: "
+                                        "`hlops pull --all` writes it here as manifests)"))
             files += found
         elif path.name in SETTINGS_FILES:
             explicit_settings = path
@@ -309,6 +310,22 @@ def _load_settings(path: Path | None, env: Mapping[str, str],
         for line, col, message in explain(exc.errors(), src, Settings, "hlops.yaml"):
             problems.append(Problem(display, line, col, message))
         return Settings()
+
+
+def load_settings(directory: Path, env: Mapping[str, str] | None = None) -> Settings:
+    """The settings of ``directory``'s ``hlops.yaml`` alone (defaults without one), for a
+    directory that holds no manifest yet (``hlops pull --all`` into an empty directory).
+    Raises ManifestError with every problem of the file."""
+    problems: list[Problem] = []
+    candidates = [directory / name for name in SETTINGS_FILES if (directory / name).is_file()]
+    if len(candidates) > 1:
+        problems.append(Problem(display_path(candidates[1]), 0, 0, "both hlops.yaml and "
+                                "hlops.yml exist — keep one settings file"))
+    settings = _load_settings(candidates[0] if candidates else None,
+                              os.environ if env is None else env, problems)
+    if problems:
+        raise ManifestError(problems)
+    return settings
 
 
 # --------------------------------------------------------------------------- load

@@ -48,6 +48,7 @@ from hlops.diff import apply_ignore_changes
 from hlops.errors import HlopsError, PlanError
 from hlops.kinds import KINDS
 from hlops.manifest import Config, display_path, load
+from hlops.models import Ownership
 from hlops.planner import dataset_renames, desired_state
 from hlops.remote import RemoteState, read
 from hlops.writeback import (
@@ -579,11 +580,9 @@ def _yaml_value(value: Any) -> Any:
     return value
 
 
-def _owned_undeclared(config: Config, state: RemoteState) -> list[str]:
-    owns = config.settings.owns
-    declared = {(d.kind, d.renamed_from or d.name) for d in desired_state(config)} | {
-        (d.kind, d.name) for d in desired_state(config)
-    }
+def _remote_addresses(state: RemoteState, owns: Ownership, declared: set[tuple[str, str]]) -> list[str]:
+    """``kind/name`` of the remote resources not in ``declared`` (only those ``owns`` owns,
+    when it names any): datasets first, each kind in the remote's order."""
     out = []
     for kind, items in (("dataset", state.index.datasets), ("project", state.index.projects)):
         for raw in items.values():
@@ -592,6 +591,13 @@ def _owned_undeclared(config: Config, state: RemoteState) -> list[str]:
             if owns.empty or owns.owns(raw["name"]):
                 out.append(f"{kind}/{raw['name']}")
     return out
+
+
+def _owned_undeclared(config: Config, state: RemoteState) -> list[str]:
+    declared = {(d.kind, d.renamed_from or d.name) for d in desired_state(config)} | {
+        (d.kind, d.name) for d in desired_state(config)
+    }
+    return _remote_addresses(state, config.settings.owns, declared)
 
 
 def pull(
@@ -616,6 +622,31 @@ def pull(
     report = puller.finish(dry_run)
     if not dry_run and report.changed:
         report.warnings += verify(paths or [config.root], client)
+    return report
+
+
+def pull_all(
+    client: Client,
+    directory: Path,
+    *,
+    owns: Ownership | None = None,
+    data: bool = True,
+    dry_run: bool = False,
+) -> PullReport:
+    """Onboarding from an existing organisation (``hlops pull --all`` in a directory with
+    no manifest, like ``deck gateway dump``): every remote resource -- only those ``owns``
+    owns, when it names any, plus the datasets their projects read -- written as new
+    manifests in ``directory``, datapoints to ``data/<name>.jsonl``, long guidelines to
+    ``<name>.md``. Afterwards ``hlops plan DIRECTORY`` shows no changes."""
+    if has_manifests(directory):
+        raise PlanError(f"{display_path(directory)} already holds manifests: `hlops pull --all` refreshes them "
+                        "and adds what they do not declare")
+    state = read(client)
+    puller = _Puller(client, state, data, None)
+    puller.write_new(_remote_addresses(state, owns or Ownership(), set()), directory, set())
+    report = puller.finish(dry_run)
+    if not dry_run and report.changed:
+        report.warnings += verify([directory], client)
     return report
 
 
@@ -718,4 +749,4 @@ def verify(paths: list[Path], client: Client) -> list[str]:
     return out
 
 
-__all__ = ["FileWrite", "PullReport", "has_manifests", "import_resources", "pull", "slug", "verify"]
+__all__ = ["FileWrite", "PullReport", "has_manifests", "import_resources", "pull", "pull_all", "slug", "verify"]

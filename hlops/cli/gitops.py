@@ -1,7 +1,8 @@
 """`hlops pull`, `hlops import`, `hlops drift`: the way back from the remote to the code.
 
 - ``pull [PATH...]`` refreshes the manifests from the remote (in place, comments kept);
-  ``--all`` also writes the owned remote resources no manifest declares as new files.
+  ``--all`` also writes the owned remote resources no manifest declares as new files --
+  in a directory with no manifest yet, the whole organisation (onboarding).
 - ``import KIND/NAME... --to DIR`` writes chosen remote resources as new manifests.
 - ``drift [PATH...]`` is read-only: exit 0 when the remote matches, 2 when it drifted.
 
@@ -42,7 +43,7 @@ def _cache_dir() -> Path:
 
 @main.command("pull")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--all", "undeclared", is_flag=True, help="Also write remote resources no manifest declares as new files at the tree's root (only those hlops.yaml `owns`, when it names any).")
+@click.option("--all", "undeclared", is_flag=True, help="Also write remote resources no manifest declares as new files at the tree's root (only those hlops.yaml `owns`, when it names any). In an empty directory: every remote resource, the way to start from an existing organisation.")
 @click.option("--no-data", is_flag=True, help="Leave data files alone (and write no data file for new datasets).")
 @click.option("--dry-run", is_flag=True, help="Write nothing: show which files would change (and a diff of the manifests and guidelines). Exit 2 if any would.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
@@ -55,14 +56,32 @@ def pull_command(paths, undeclared, no_data, dry_run, as_json, no_color, local, 
     when their content differs. Names, `ensure: absent` and `lifecycle.ignore_changes`
     attributes stay as declared. Afterwards `hlops plan` shows no changes."""
     from hlops import api
-    from hlops.pull import pull
+    from hlops.pull import has_manifests, pull
 
     paths = _paths(paths)
-    config = api.load(paths)
-    with open_connection(local, base_url, api_key, config.settings) as conn:
-        report = pull(config, conn.client, paths=paths, undeclared=undeclared, data=not no_data, dry_run=dry_run, cache_dir=_cache_dir())
+    if undeclared and len(paths) == 1 and not has_manifests(paths[0]):
+        report = _pull_into_empty(paths[0], no_data, dry_run, local, base_url, api_key)
+    else:
+        config = api.load(paths)
+        with open_connection(local, base_url, api_key, config.settings) as conn:
+            report = pull(config, conn.client, paths=paths, undeclared=undeclared, data=not no_data, dry_run=dry_run, cache_dir=_cache_dir())
     _print_report(report, as_json, no_color, "pull")
     sys.exit(EXIT_DIFFERENT if dry_run and report.changed else EXIT_SAME)
+
+
+def _pull_into_empty(directory: Path, no_data: bool, dry_run: bool, local, base_url, api_key):
+    """`hlops pull --all` where no manifest is yet: write the organisation (what its
+    hlops.yaml owns, when there is one that names any) as new manifests."""
+    from hlops.errors import ManifestError, Problem
+    from hlops.manifest import display_path, load_settings
+    from hlops.pull import pull_all
+
+    if directory.exists() and not directory.is_dir():
+        raise ManifestError([Problem(display_path(directory), 0, 0, "not a directory: `hlops pull --all` writes manifests into a directory")])
+    settings = load_settings(directory) if directory.is_dir() else None
+    with open_connection(local, base_url, api_key, settings) as conn:
+        return pull_all(conn.client, directory, owns=settings.owns if settings else None,
+                        data=not no_data, dry_run=dry_run)
 
 
 @main.command("import")

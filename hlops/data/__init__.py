@@ -22,7 +22,6 @@ dataset's last-applied record: a cold no-op plan without reading a row).
 from __future__ import annotations
 
 import threading
-import time
 import weakref
 from collections.abc import Callable
 from dataclasses import asdict, dataclass

@@ -256,3 +256,62 @@ def test_a_project_reading_an_undeclared_dataset_says_what_to_import(server, con
     assert any("now reads dataset/pull-reads-b" in w and "hlops import dataset/pull-reads-b" in w for w in report.warnings)
     import_resources(c, ["dataset/pull-reads-b"], work)
     no_changes(work, conn, tmp_path / "cache")
+
+
+def test_pull_all_into_an_empty_directory_writes_the_organisation(fresh_server, tmp_path):
+    """Onboarding from an existing organisation (like `deck gateway dump`): two examples
+    applied, then `hlops pull --all` into an empty directory writes every resource with its
+    data file and guidelines; the written tree validates and plans clean, and a second
+    `pull --all` writes nothing."""
+    examples = [p for p in EXAMPLES if p.name in ("sentiment", "entities")]
+    for example in examples:
+        work = tmp_path / example.name
+        shutil.copytree(example, work)
+        assert run_hlops("apply", str(work), "--auto-approve", server=fresh_server, cwd=tmp_path).code == 0
+    target = tmp_path / "org"
+    result = run_hlops("pull", "--all", str(target), server=fresh_server, cwd=tmp_path)
+    assert result.code == 0, result
+    assert "Wrote 8 files for 4 resources." in result.out, result
+    assert not result.err, result
+    written = sorted(p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file())
+    assert written == [
+        "data/entities-news-snippets.jsonl", "data/sentiment-support-tickets.jsonl",
+        "entities-news-snippets.yaml", "named-entities.md", "named-entities.yaml",
+        "sentiment-classification-project.md", "sentiment-classification-project.yaml",
+        "sentiment-support-tickets.yaml",
+    ]
+    rows = (target / "data" / "sentiment-support-tickets.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(rows) == 200 and all(json.loads(r)["external_id"] for r in rows)
+    original = (EXAMPLES[0].parent / "sentiment" / "guidelines.md").read_text(encoding="utf-8")
+    assert (target / "sentiment-classification-project.md").read_text(encoding="utf-8").strip() == original.strip()
+    checked = run_hlops("validate", str(target), cwd=tmp_path)
+    assert checked.code == 0 and "2 datasets, 2 projects" in checked.out, checked
+    planned = run_hlops("plan", str(target), "--json", server=fresh_server, cwd=tmp_path)
+    assert planned.code == 0, planned
+    assert not json.loads(planned.out)["unmanaged"]
+    again = run_hlops("pull", "--all", str(target), server=fresh_server, cwd=tmp_path)
+    assert again.code == 0 and "Nothing to write" in again.out, again
+
+
+def test_pull_all_into_an_empty_directory_keeps_to_what_hlops_yaml_owns(fresh_server, tmp_path):
+    """An empty directory with only hlops.yaml: only the owned resources are written (and
+    the datasets their projects read); a broken hlops.yaml is a located error, nothing written."""
+    work = tmp_path / "sentiment"
+    shutil.copytree(next(p for p in EXAMPLES if p.name == "sentiment"), work)
+    assert run_hlops("apply", str(work), "--auto-approve", server=fresh_server, cwd=tmp_path).code == 0
+    target = tmp_path / "team"
+    target.mkdir()
+    (target / "hlops.yaml").write_text("owns: {names: [Sentiment classification project]}\n")
+    result = run_hlops("pull", "--all", str(target), "--no-data", server=fresh_server, cwd=tmp_path)
+    assert result.code == 0, result
+    assert "also writing dataset/sentiment-support-tickets" in result.err
+    assert sorted(p.name for p in target.iterdir()) == [
+        "hlops.yaml", "sentiment-classification-project.md", "sentiment-classification-project.yaml",
+        "sentiment-support-tickets.yaml",
+    ]
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "hlops.yaml").write_text("owns: {prefixes: ['']}\n")
+    failed = run_hlops("pull", "--all", str(broken), server=fresh_server, cwd=tmp_path)
+    assert failed.code == 1 and "hlops.yaml:1:" in failed.err and "Traceback" not in failed.err, failed
+    assert sorted(p.name for p in broken.iterdir()) == ["hlops.yaml"]
