@@ -32,7 +32,7 @@ def test_schema_command_prints_the_schema():
 
 
 def _documents(path: Path):
-    return [doc for doc in YAML(typ="safe").load_all(path.read_text(encoding="utf-8")) if doc]
+    return [doc for doc in YAML(typ="safe", pure=True).load_all(path.read_text(encoding="utf-8")) if doc]
 
 
 def test_examples_satisfy_the_schema():
