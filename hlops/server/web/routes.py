@@ -9,6 +9,8 @@ through :meth:`hlops.server.store.Store.annotate` -- the call behind ``POST
 from __future__ import annotations
 
 import secrets
+import threading
+import time
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -30,6 +32,7 @@ from hlops.server.web.store import Candidate, Session
 
 STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 STATIC = {p.name: p for p in (HERE / "static").iterdir() if p.suffix in STATIC_TYPES}
+LABELS_SECONDS = 30.0
 DatapointQuery = Annotated[int | None, Query(ge=1, le=S.MAX_ID, description="Open this datapoint.")]
 
 
@@ -98,6 +101,7 @@ def _token_api(app: FastAPI, store: Any, web: SqliteWeb) -> None:
 
 
 def _pages(app: FastAPI, store: Any, web: SqliteWeb, queue: Queue, trainer: Any) -> None:
+    labels_cache = SourceLabels(web)
     def session_of(request: Request) -> Session:
         return auth.current(request, web)
 
@@ -180,7 +184,7 @@ def _pages(app: FastAPI, store: Any, web: SqliteWeb, queue: Queue, trainer: Any)
         values = spec.values(dp.dataset_id, dp.data)
         current = web.annotations_of(pid, dp.id)
         sources = web.source_values(pid, dp) if project["review_existing_annotations"] else {}
-        found_labels = web.source_labels(pid)
+        found_labels = labels_cache.get(pid, project["version"])
         outputs = []
         for output in project["outputs"]:
             labels = [{"name": lb["name"], "description": lb.get("description")} for lb in output["labels"]]
@@ -266,6 +270,26 @@ def _pages(app: FastAPI, store: Any, web: SqliteWeb, queue: Queue, trainer: Any)
         figures = progress.figures(summary, web.totals(session.identity.org, project_id), web.by_annotator(project_id))
         return page("progress.html", session=session, project=project, role=role, figures=figures,
                     progress_roles=auth.PROGRESS_ROLES)
+
+
+class SourceLabels:
+    """The labels found in each project's source fields (a scan of their datasets), kept
+    for :data:`LABELS_SECONDS` per project version so a page load does not rescan."""
+
+    def __init__(self, web: SqliteWeb):
+        self.web = web
+        self._found: dict[int, tuple[int, float, dict[str, list[str]]]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, project_id: int, version: int) -> dict[str, list[str]]:
+        with self._lock:
+            hit = self._found.get(project_id)
+            if hit is not None and hit[0] == version and time.monotonic() - hit[1] < LABELS_SECONDS:
+                return hit[2]
+        found = self.web.source_labels(project_id)
+        with self._lock:
+            self._found[project_id] = (version, time.monotonic(), found)
+        return found
 
 
 # ---------------------------------------------------------------------- form values
