@@ -5,39 +5,19 @@ browser download). Without Chromium the browser tests skip, saying why -- and fa
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
+from browser_support import CHROMIUM_FLAGS, require_chromium
 from support.cli import REPO
-
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-
-
-def chromium_path() -> str | None:
-    found = os.environ.get("HLOPS_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-    return found if Path(found).exists() else None
-
-
-def _missing(why: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{why} (CI=true: .ci/chromium.sh must install it)")
-    pytest.skip(f"skipped: {why}")
 
 
 @pytest.fixture(scope="module")
 def browser():
-    path = chromium_path()
-    if path is None:
-        _missing("no Chromium (apt-get install -y chromium, or run .ci/chromium.sh)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _missing("no playwright package (pip install -e '.[test]')")
+    path = require_chromium()
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as pw:
         # Playwright starts Chromium on a fresh temporary user-data-dir of its own
         browser = pw.chromium.launch(executable_path=path, args=CHROMIUM_FLAGS)

@@ -13,7 +13,8 @@ TEXT = "<script>alert('d1')</script><img src=x onerror=alert('d2')><iframe src=j
 LABEL = "<img src=x onerror=alert('l1')>"
 
 
-def test_payloads_in_guidelines_labels_and_datapoints_stay_text(server, tab_factory):
+def test_payloads_in_guidelines_labels_and_datapoints_stay_text(browser, tab_factory, server):
+    # ``browser`` first: without Chromium the test skips before a server starts
     r = server.call("POST", "/datasets", json={
         "name": "xss", "fields": [{"name": "text", "data_type": "text"}, {"name": "note", "data_type": "text"}],
         "data": [{"text": TEXT, "note": "<b onmouseover=alert('n1')>bold</b>"}],
