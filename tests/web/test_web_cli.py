@@ -72,3 +72,14 @@ def test_open_local_serves_the_page_until_ctrl_c(tmp_path):
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "Stopped." in err
+
+
+def test_the_python_api_gives_the_same(server, work):
+    from hlops import api
+
+    with api.connect(base_url=server.url, api_key=server.api_key) as conn:
+        found = api.user_token(conn, "lead@example.com")
+        url = api.project_url(conn, SENTIMENT)
+    assert found["projects"] == [{"id": project(server, SENTIMENT)["id"], "name": SENTIMENT, "role": "admin"}]
+    assert url == f"{server.url}/app/projects/{project(server, SENTIMENT)['id']}"
+    session(server, found["token"])

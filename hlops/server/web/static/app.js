@@ -196,6 +196,7 @@
           }
         }
       } else if (e.key === "Enter") {
+        if (e.target && (e.target.tagName === "BUTTON" || e.target.tagName === "A")) { return; }  /* its own action */
         e.preventDefault();
         submit(form);
       } else if (e.key === "s" || e.key === "S") {
