@@ -145,9 +145,9 @@ def _pages(app: FastAPI, store: Any, web: SqliteWeb, queue: Queue, trainer: Any)
 
     @app.post("/app/sign-out", include_in_schema=False)
     async def sign_out(request: Request) -> Response:
-        session = session_of(request)
+        session = await run_in_threadpool(session_of, request)
         auth.check_csrf(await auth.form(request), session.csrf)
-        web.end_session(request.cookies[auth.COOKIE])
+        await run_in_threadpool(web.end_session, request.cookies[auth.COOKIE])
         response = RedirectResponse("/app/sign-in", status_code=303)
         response.delete_cookie(auth.COOKIE, path="/app")
         return response
@@ -214,7 +214,7 @@ def _pages(app: FastAPI, store: Any, web: SqliteWeb, queue: Queue, trainer: Any)
 
     @app.post("/app/projects/{project_id}/annotate", include_in_schema=False)
     async def annotate(request: Request, project_id: ProjectId) -> Response:
-        session = session_of(request)
+        session = await run_in_threadpool(session_of, request)
         fields = await auth.form(request)
         auth.check_csrf(fields, session.csrf)
         project, role = await run_in_threadpool(auth.project_for, store, session, project_id)
@@ -237,7 +237,7 @@ def _pages(app: FastAPI, store: Any, web: SqliteWeb, queue: Queue, trainer: Any)
 
     @app.post("/app/projects/{project_id}/skip", include_in_schema=False)
     async def skip(request: Request, project_id: ProjectId) -> Response:
-        session = session_of(request)
+        session = await run_in_threadpool(session_of, request)
         fields = await auth.form(request)
         auth.check_csrf(fields, session.csrf)
         await run_in_threadpool(auth.project_for, store, session, project_id)
@@ -250,7 +250,7 @@ def _pages(app: FastAPI, store: Any, web: SqliteWeb, queue: Queue, trainer: Any)
     async def undo(request: Request, project_id: ProjectId) -> Response:
         """Back to the datapoint you annotated last, your annotation selected: change it and
         save (the last annotation wins), or skip it."""
-        session = session_of(request)
+        session = await run_in_threadpool(session_of, request)
         auth.check_csrf(await auth.form(request), session.csrf)
         await run_in_threadpool(auth.project_for, store, session, project_id)
         last = await run_in_threadpool(web.history, project_id, session.identity.email, 1)
