@@ -33,6 +33,9 @@ def test_users_token_prints_a_token_that_signs_in(server, work):
     assert "Sentiment classification project (annotator)" in result.err and tok not in result.err
     s = session(server, tok)
     assert shown_datapoint(s.get(f"{server.url}/app/projects/{project(server, SENTIMENT)['id']}").text) is not None
+    # the client sent an Idempotency-Key, yet no answer holding the token was recorded
+    raw = b"".join(p.read_bytes() for p in server.db_path.parent.glob(server.db_path.name + "*"))
+    assert tok.encode() not in raw
 
     result = run_hlops("users", "token", "nobody@example.com", server=server, cwd=work)
     assert result.code == 1 and "no project of this organisation lists that e-mail" in result.err, result
