@@ -163,3 +163,29 @@ def test_leases_expire_and_belong_to_one_person(tmp_path):
         assert web.take_lease(p["id"], 8, "b@x", 0.2)
     finally:
         store.close()
+
+
+def test_a_form_with_several_outputs_is_saved_whole_or_not_at_all(server, work):
+    r = server.call("POST", "/datasets", json={"name": "two-outputs", "fields": [{"name": "text", "data_type": "text"}],
+                                               "data": [{"text": "Ada went to Paris"}]})
+    ds = r.json()
+    r = server.call("POST", "/projects", json={
+        "name": "two outputs",
+        "inputs": [{"name": "text", "data_type": "text", "data_sources": [{"field_id": ds["fields"][0]["id"]}]}],
+        "outputs": [{"name": "kind", "task_type": "classification", "labels": [{"name": "travel"}, {"name": "other"}]},
+                    {"name": "places", "task_type": "sequence_tagging", "input": "text", "labels": [{"name": "LOC"}]}],
+        "users": ["two@example.com"],
+    })
+    assert r.status_code == 201, r.text
+    pid = r.json()["id"]
+    s = session(server, token(server, "two@example.com"))
+    page = label_page(s, server, pid)
+    dp = shown_datapoint(page.text)
+    bad = {"csrf": csrf_of(page.text), "datapoint_id": dp, "o:kind": "travel",
+           "o:places": '[{"start": 12, "end": 99, "label": "LOC"}]'}
+    r = s.post(f"{server.url}/app/projects/{pid}/annotate", data=bad, allow_redirects=False)
+    assert r.status_code == 422 and "past the end" in html.unescape(r.text)
+    assert export(server, pid) == {}  # the valid classification was not saved either
+    good = {**bad, "o:places": '[{"start": 12, "end": 17, "label": "LOC"}]'}
+    assert s.post(f"{server.url}/app/projects/{pid}/annotate", data=good, allow_redirects=False).status_code == 303
+    assert export(server, pid) == {dp: {"kind": "travel", "places": [{"start": 12, "end": 17, "label": "LOC"}]}}

@@ -224,11 +224,13 @@ def _pages(app: FastAPI, store: Any, web: SqliteWeb, queue: Queue, trainer: Any)
             chosen = {o["name"]: _value_of(o, fields) for o in project["outputs"]}
         except Invalid as exc:
             return await run_in_threadpool(_label_page, session, project, role, dp, _message(exc), 422)
+        bodies = [{"datapoint_id": datapoint_id, "output": o["name"], "value": chosen[o["name"]]} for o in project["outputs"]]
         try:
-            for output in project["outputs"]:
-                body = {"datapoint_id": datapoint_id, "output": output["name"], "value": chosen[output["name"]]}
+            for body in bodies:  # all outputs checked before any is written
+                await run_in_threadpool(web.check_annotation, session.identity.org, project_id, body)
+            for body in bodies:
                 await run_in_threadpool(store.annotate, session.identity.org, project_id, body, None, None)
-                await run_in_threadpool(web.record_annotator, project_id, output["name"], datapoint_id,
+                await run_in_threadpool(web.record_annotator, project_id, body["output"], datapoint_id,
                                         session.identity.email)
         except StoreError as exc:
             return await run_in_threadpool(_label_page, session, project, role, dp, _message(exc), exc.status, chosen)

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from hlops.server.sqlite_common import chunks, marks, now
-from hlops.server.store import NotFound
+from hlops.server.store import Invalid, NotFound
 from hlops.server.web.store import Candidate, Identity, Session
 
 DDL = """
@@ -245,6 +245,18 @@ class SqliteWeb:
             return {r[0] for r in con.execute(
                 "SELECT datapoint_id FROM web_skips WHERE project_id = ? AND email = ?", (project_id, email)
             )}
+
+    def check_annotation(self, org: int, project_id: int, body: dict) -> None:
+        """Raise what :meth:`Store.annotate` would for ``body``, writing nothing (so a
+        form with several outputs is checked whole before any of it is saved)."""
+        with self.store._read() as con:
+            self.store._project_row(con, org, project_id)
+            inputs, outputs = self.store._io(con, [project_id])[project_id]
+            output = next((o for o in outputs if o["name"] == body["output"]), None)
+            if output is None:
+                raise Invalid.one(("form", body["output"]), "the project has no such output", "unknown_output")
+            dp = self.store._project_datapoint(con, project_id, body["datapoint_id"])
+            self.store._check_value(con, output, inputs, dp, body["value"])
 
     # ------------------------------------------------------------------ who annotated
 
