@@ -322,3 +322,18 @@ def annotation_summary(conn: Connection, project: str) -> dict:
     from hlops import labelled
 
     return labelled.summary(conn.client, labelled.find_project(conn.client, project)["id"])
+
+
+def user_token(conn: Connection, email: str) -> dict:
+    """A personal token for the annotation web app: ``{email, token, projects}``
+    (docs/annotate.md). A new token replaces the e-mail's earlier one."""
+    from hlops import webapp
+
+    return webapp.issue_token(conn.client, email)
+
+
+def project_url(conn: Connection, project: str) -> str:
+    """The address of ``project``'s labelling page in the annotation web app."""
+    from hlops import webapp
+
+    return webapp.project_url(conn.client, project)

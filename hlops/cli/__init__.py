@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "hlops.cli.plan",
     "hlops.cli.gitops",
     "hlops.cli.predict",
+    "hlops.cli.web",
 )
 
 

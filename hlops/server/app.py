@@ -185,6 +185,9 @@ def create_app(store: Store, settings: Settings, *, model_status: Callable[[int,
     from hlops.server.routes_ml import install_ml  # training, predict, export (issue 9)
 
     install_ml(app, store, settings)
+    from hlops.server.web import install_web  # the annotation web app under /app (issue 16)
+
+    install_web(app, store, app.state.trainer)
     if settings.test_endpoints:
         _test_endpoints(app, gate)
 

@@ -1,7 +1,9 @@
 """The gate every request passes before a route: one pure ASGI middleware, in this order.
 
-1. Open paths (``/health``, ``/openapi.json``, ``/docs``, ``/redoc``) and, when enabled,
-   the test endpoints (``/_test/*``) go straight through, uncounted and never faulted.
+1. Open paths (``/health``, ``/openapi.json``, ``/docs``, ``/redoc``), the annotation web
+   app (``/app``, ``/app/*``: it signs people in with sessions of its own and never takes an
+   API key, see ``hlops/server/web/auth.py``) and, when enabled, the test endpoints
+   (``/_test/*``) go straight through, uncounted and never faulted.
 2. Test-only: a seeded fault may answer now (phase ``before``) -- the request is not
    processed.
 3. ``Content-Length`` over the body limit -> 413 before anything is read; a body without a
@@ -34,6 +36,7 @@ from hlops.server.faults import Fault, FaultInjector, RateLimiter, RequestLog, S
 from hlops.server.store import Idem, Store
 
 OPEN_PATHS = frozenset({"/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+WEB_APP = "/app"  # the web app's own auth (sessions), not the API key
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 MAX_IDEMPOTENCY_KEY = 200
@@ -87,7 +90,10 @@ class Gate:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope["path"]
-        if path in OPEN_PATHS or (path.startswith("/_test/") and self.state.settings.test_endpoints):
+        if (
+            path in OPEN_PATHS or path == WEB_APP or path.startswith(WEB_APP + "/")
+            or (path.startswith("/_test/") and self.state.settings.test_endpoints)
+        ):
             return await self.app(scope, receive, send)
         st = self.state
         method = scope["method"]
