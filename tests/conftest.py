@@ -35,16 +35,11 @@ def pytest_generate_tests(metafunc):
             metafunc.parametrize("store", stores, indirect=True, scope="module")
 
 
-def db_url_for(store: str) -> str | None:
-    """A fresh PostgreSQL database for ``store == "postgresql"`` (else None: SQLite)."""
-    return postgres.fresh_database() if store == "postgresql" else None
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, store):
     """A reference server subprocess with a fresh DB, shared by one test module.
     ``.url``, ``.api_key``, ``.other_key``, ``.call()``, ``.stats()`` -- see support/server.py."""
-    url = db_url_for(store)
+    url = postgres.db_url_for(store)
     try:
         with ServerProcess(tmp_path_factory.mktemp("server"), db_url=url) as srv:
             yield srv
@@ -56,7 +51,7 @@ def server(tmp_path_factory, store):
 @pytest.fixture
 def fresh_server(tmp_path, store):
     """A reference server subprocess of its own, for one test."""
-    url = db_url_for(store)
+    url = postgres.db_url_for(store)
     try:
         with ServerProcess(tmp_path / "server", db_url=url) as srv:
             yield srv

@@ -130,3 +130,8 @@ def drop_database(url: str) -> None:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     except psycopg.Error:
         pass  # a throwaway cluster goes away at exit anyway
+
+
+def db_url_for(store: str) -> str | None:
+    """A fresh database for ``store == "postgresql"`` (else None: the SQLite file)."""
+    return fresh_database() if store == "postgresql" else None
