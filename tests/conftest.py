@@ -15,7 +15,7 @@ import pytest
 from support import postgres
 from support.server import ServerProcess
 
-BOTH = ("sqlite", "postgresql")
+from support.postgres import BOTH
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+BOTH = ("sqlite", "postgresql")  # the stores a test parametrised over ``store`` runs on
 _state: dict[str, str | None] = {}
 
 
