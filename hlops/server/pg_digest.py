@@ -20,7 +20,7 @@ from hlops.server.sqlite_digest import DIGEST_CHUNK, DigestMixin
 from hlops.server.store import Page
 
 SUMMARY_CHUNK = (
-    "SELECT string_agg(hash, ''::bytea ORDER BY id), string_agg((point & 65535)::text, ',' ORDER BY id), "
+    "SELECT string_agg(hash, ''::bytea), string_agg((point & 65535)::text, ','), "
     "max(id), count(*) FROM (SELECT hash, point, id FROM datapoints WHERE dataset_id = %s AND id > %s "
     "ORDER BY id LIMIT %s) AS chunk"
 )
