@@ -79,3 +79,17 @@ def test_hlops_db_url_selects_postgresql(url, tmp_path):
     assert not (tmp_path / ".hlops" / "server.db").exists()
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT name FROM datasets").fetchall() == [("via-env",)]
+
+
+def test_an_unreachable_database_is_a_clear_error(tmp_path):
+    keys = tmp_path / "keys.txt"
+    keys.write_text("hlk_test_key_123456 org-a\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    r = subprocess.run(
+        [sys.executable, "-m", "hlops", "serve", "--port", "0", "--keys-file", str(keys),
+         "--db", "postgresql://nobody@127.0.0.1:1/none"],
+        capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path,
+    )
+    assert r.returncode == 1
+    assert "cannot connect to the PostgreSQL database" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / ".hlops").exists()
