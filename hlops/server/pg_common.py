@@ -15,7 +15,7 @@ the PostgreSQL mixins inherit the SQLite ones and override only what differs in 
   for the query that finds the offending keys (PostgreSQL aborts a transaction on error).
 
 ``writing`` tells a mixin it runs in a write transaction (reads of a dataset or project
-row then take its row lock: ``FOR UPDATE``).
+row then take its row lock: ``FOR NO KEY UPDATE``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Datasets and datapoints in PostgreSQL: the SQLite logic (:mod:`sqlite_datasets`) with
 row locks and ``COPY``.
 
-- In a write transaction the dataset's row is read ``FOR UPDATE``: concurrent writers of
+- In a write transaction the dataset's row is read ``FOR NO KEY UPDATE``: concurrent writers of
   one dataset (in any process) take turns, and each checks ``If-Match`` against the version
   the previous one committed.
 - Datapoints go in by one binary ``COPY`` per request (inside a savepoint: when a key is
@@ -29,7 +29,7 @@ COPY_TYPES = ["int8", "int8", "int8", "text", "bytea", "bytea"]
 
 class PgDatasetsMixin(DatasetsMixin):
     def _dataset(self, con: PgCon, org: int, dataset_id: int) -> Any:
-        lock = " FOR UPDATE" if con.writing else ""
+        lock = " FOR NO KEY UPDATE" if con.writing else ""
         row = con.raw(f"SELECT * FROM datasets WHERE id = %s AND org_id = %s{lock}", (dataset_id, org)).fetchone()
         if row is None:
             raise NotFound(f"dataset {dataset_id} not found")

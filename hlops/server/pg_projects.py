@@ -1,7 +1,7 @@
 """Projects, annotations and the warm start in PostgreSQL: the SQLite logic
 (:mod:`sqlite_projects`) with row locks and ``jsonb``.
 
-- In a write transaction the project's row is read ``FOR UPDATE`` (``If-Match`` across
+- In a write transaction the project's row is read ``FOR NO KEY UPDATE`` (``If-Match`` across
   processes, as for datasets).
 - The warm start and the source labels read datapoints' JSON with ``jsonb`` operators
   (``convert_from(data, 'UTF8')::jsonb -> field``); a JSON ``null`` counts as no value,
@@ -32,7 +32,7 @@ TASK_VALUE_SQL = {
 class PgProjectsMixin(ProjectsMixin):
     @staticmethod
     def _project_row(con: PgCon, org: int, project_id: int) -> Any:
-        lock = " FOR UPDATE" if con.writing else ""
+        lock = " FOR NO KEY UPDATE" if con.writing else ""
         row = con.raw(f"SELECT * FROM projects WHERE id = %s AND org_id = %s{lock}", (project_id, org)).fetchone()
         if row is None:
             raise NotFound(f"project {project_id} not found")

@@ -9,7 +9,7 @@ postgresql://...``).
   call opens its own transaction). Reads run in ``REPEATABLE READ READ ONLY`` transactions:
   every query of one call sees one snapshot, as SQLite's WAL readers do.
 - **Writes across processes.** A write runs in one ``READ COMMITTED`` transaction that
-  first locks the row it changes (``SELECT ... FOR UPDATE`` of the dataset or project): two
+  first locks the row it changes (``SELECT ... FOR NO KEY UPDATE`` of the dataset or project): two
   processes racing a ``PATCH`` with the same ``If-Match`` serialise on that lock, and the
   second reads the version the first committed -> 412. Before checking that a name is free
   a write locks its organisation's row (``FOR NO KEY UPDATE``), so of two racing creates of
