@@ -19,6 +19,12 @@
     .venv/bin/python bench/bench_server.py --rows 1000000
 
 Results go to ``bench/results/server.json`` (ratios, absolute figures, command, date, machine).
+
+``--store postgresql`` runs the PostgreSQL comparison instead (ingest vs a bare COPY, digest
+vs a bare SELECT, two server processes vs one): see ``bench_server_pg.py``; results in
+``bench/results/server-postgresql.json``::
+
+    .venv/bin/python bench/bench_server.py --store postgresql --rows 1000000
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ import orjson
 import requests
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
+sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "bench")]
 
 from hlops import canonical  # noqa: E402
 from hlops.server.rows import stored_point  # noqa: E402
@@ -169,8 +175,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=200_000)
     ap.add_argument("--repeat", type=int, default=3, help="timed digest runs (median)")
-    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "server.json")
+    ap.add_argument("--out", type=Path, help="default: bench/results/server.json (server-postgresql.json)")
+    ap.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
+    ap.add_argument("--pg-url", help="PostgreSQL role that may CREATE DATABASE (default: $HLOPS_TEST_PG_URL, else a throwaway cluster)")
+    ap.add_argument("--clients", type=int, default=6, help="postgresql: client processes of the mixed reads")
+    ap.add_argument("--seconds", type=float, default=8.0, help="postgresql: seconds per mixed-read run")
+    ap.add_argument("--rounds", type=int, default=3, help="postgresql: one/two-process runs (median)")
     args = ap.parse_args()
+    if args.out is None:
+        name = "server.json" if args.store == "sqlite" else "server-postgresql.json"
+        args.out = REPO / "bench" / "results" / name
     n = args.rows - args.rows % BATCH
 
     print(f"preparing {n:,} rows ...", flush=True)
@@ -179,6 +193,17 @@ def main() -> None:
     tuples = stored_tuples(rows)
     del rows
     body_bytes = sum(map(len, bodies))
+
+    if args.store == "postgresql":
+        from bench_server_pg import run
+
+        with tempfile.TemporaryDirectory(prefix="hlops-bench-") as tmp:
+            result = run(args, n, bodies, tuples, body_bytes, FIELDS, BATCH, Path(tmp))
+        result = {"command": " ".join([".venv/bin/python", *sys.argv]), **result}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps(result, indent=2))
+        return
 
     with tempfile.TemporaryDirectory(prefix="hlops-bench-") as tmp:
         tmp = Path(tmp)

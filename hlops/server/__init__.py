@@ -2,6 +2,7 @@
 
 - :func:`hlops.server.app.create_app` -- the FastAPI app over a store;
 - :class:`hlops.server.sqlite_store.SqliteStore` -- the default store;
+- :class:`hlops.server.pg_store.PgStore` -- PostgreSQL, several processes on one database;
 - :func:`hlops.server.run.serve` / :func:`hlops.server.run.start_in_thread` -- run it.
 
 See docs/server.md (running, knobs, storage, durability) and docs/api.md (the API).

@@ -140,7 +140,7 @@ class TrainingKicks:
 def install_ml(app: FastAPI, store: Any, settings: Settings, *, trainer: Trainer | None = None) -> Trainer:
     """Add training, predictions and the export to ``app`` (call before the gate is added,
     so the kicks run inside it)."""
-    trainer = trainer or Trainer(SqliteModels(store))
+    trainer = trainer or Trainer(store.Models(store))
     app.state.trainer = trainer
     app.state.model_status = trainer.status
     _routes(app, trainer, settings)

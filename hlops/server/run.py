@@ -16,12 +16,29 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
 from hlops.server.app import create_app
 from hlops.server.config import Settings, key_map
 from hlops.server.sqlite_store import SqliteStore
+
+
+def open_store(db: str | Path, sync: str = "normal"):
+    """The store ``db`` names: a ``postgresql://`` URL is the PostgreSQL store (psycopg,
+    the ``postgres`` extra), anything else a SQLite file."""
+    if isinstance(db, str) and db.startswith(("postgresql://", "postgres://")):
+        try:
+            from hlops.server.pg_store import PgStore
+        except ImportError:
+            from hlops.errors import SettingsError
+
+            raise SettingsError(
+                "a PostgreSQL --db needs psycopg: pip install 'hlops[postgres]'"
+            ) from None
+        return PgStore(db)
+    return SqliteStore(db, sync=sync)
 
 
 def settings_for(keys: Iterable[str | tuple[str, str | None]] = (), settings: Settings | None = None) -> Settings:
@@ -97,7 +114,7 @@ def serve(
     """Serve in the foreground until SIGINT/SIGTERM; the store is closed on the way out.
     ``keys``: API keys (or ``(key, org name)``), each an organisation, added to ``settings``."""
     settings = settings_for(keys, settings)
-    store = SqliteStore(db, sync=sync)
+    store = open_store(db, sync)
     try:
         app = create_app(store, settings)
         sock = bind(host, port)
@@ -136,12 +153,12 @@ class BackgroundServer:
         self.url: str | None = None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
-        self._store: SqliteStore | None = None
+        self._store: Any = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
 
     def start(self, timeout: float = 30.0) -> str:
-        self._store = SqliteStore(self.db, sync=self.sync)
+        self._store = open_store(self.db, self.sync)
         app = create_app(self._store, self.settings)
         sock = bind(self.host, self.port)
         self.url = url_of(sock)

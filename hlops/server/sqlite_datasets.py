@@ -28,7 +28,8 @@ from hlops.server.sqlite_common import check_version, chunks, int_cursor, marks,
 from hlops.server.store import Conflict, Invalid, NotFound, Page
 
 class DatasetsMixin:
-    """Needs ``_read()``, ``_write()`` and ``_answer()`` from :class:`SqliteStore`."""
+    """Needs ``_read()``, ``_write()``, ``_answer()``, ``_names_lock()`` and
+    ``IntegrityError`` from the store class (SQLite or PostgreSQL)."""
 
     # ------------------------------------------------------------------ reading helpers
 
@@ -95,6 +96,7 @@ class DatasetsMixin:
         if prepared is not None:
             _refuse_duplicates(prepared, key)
         with self._write() as con:
+            self._names_lock(con, org)
             if con.execute(
                 "SELECT 1 FROM datasets WHERE org_id = ? AND name = ?", (org, spec["name"])
             ).fetchone():
@@ -138,6 +140,7 @@ class DatasetsMixin:
             existing = self._fields(con, [dataset_id])[dataset_id]
             sets: dict[str, Any] = {}
             if "name" in patch and patch["name"] != row["name"]:
+                self._names_lock(con, org)
                 if con.execute(
                     "SELECT 1 FROM datasets WHERE org_id = ? AND name = ?", (org, patch["name"])
                 ).fetchone():
@@ -341,7 +344,7 @@ class DatasetsMixin:
                     "UPDATE datapoints SET point = ?, key = ?, hash = ?, data = ? WHERE dataset_id = ? AND id = ?",
                     zip(prepared.points, prepared.keys, prepared.hashes, prepared.data, repeat(dataset_id), ids),
                 )
-            except sqlite3.IntegrityError:
+            except self.IntegrityError:
                 taken = self._taken_keys(con, dataset_id, prepared.keys, seen.__contains__)
                 raise Conflict(duplicate_message(key or "", taken, "already in the dataset")) from None
             self._warm_start(con, dataset_id, ids, refresh=True)

@@ -74,27 +74,10 @@ class DigestMixin:
             if hit is not None:
                 self._summaries.move_to_end(cache_key)
                 return hit
-        summary = FineSummary()
         if key == row["key_field"]:
-            # group_concat of the BLOB hashes gives their raw bytes back-to-back (as TEXT:
-            # the connection hands TEXT over as bytes for the length of this scan).
-            con.text_factory = bytes
-            try:
-                after = 0
-                while True:
-                    hashes, fine, last, n = con.execute(
-                        "SELECT group_concat(hash, ''), group_concat(point & 65535), max(id), count(*) "
-                        "FROM (SELECT hash, point, id FROM datapoints WHERE dataset_id = ? AND id > ? "
-                        "ORDER BY id LIMIT ?)",
-                        (row["id"], after, DIGEST_CHUNK),
-                    ).fetchone()
-                    if not n:
-                        break
-                    summary.add_chunk(hashes, fine)
-                    after = last
-            finally:
-                con.text_factory = str
+            summary = self._key_summary(con, row["id"])
         else:
+            summary = FineSummary()
             fine, hashes = [], []
             for _id, text, digest in self._keyed_scan(con, row["id"], key):
                 fine.append(fine_bucket(canonical.key_point(text)))
@@ -104,6 +87,30 @@ class DigestMixin:
             self._summaries[cache_key] = summary
             while len(self._summaries) > SUMMARY_CACHE:
                 self._summaries.popitem(last=False)
+        return summary
+
+    @staticmethod
+    def _key_summary(con: sqlite3.Connection, dataset_id: int) -> FineSummary:
+        """The summary by the dataset's own key: stored hashes and points only."""
+        summary = FineSummary()
+        # group_concat of the BLOB hashes gives their raw bytes back-to-back (as TEXT:
+        # the connection hands TEXT over as bytes for the length of this scan).
+        con.text_factory = bytes
+        try:
+            after = 0
+            while True:
+                hashes, fine, last, n = con.execute(
+                    "SELECT group_concat(hash, ''), group_concat(point & 65535), max(id), count(*) "
+                    "FROM (SELECT hash, point, id FROM datapoints WHERE dataset_id = ? AND id > ? "
+                    "ORDER BY id LIMIT ?)",
+                    (dataset_id, after, DIGEST_CHUNK),
+                ).fetchone()
+                if not n:
+                    break
+                summary.add_chunk(hashes, fine)
+                after = last
+        finally:
+            con.text_factory = str
         return summary
 
     @staticmethod

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import struct
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,6 +100,11 @@ class SqliteModels:
     @property
     def closed(self) -> bool:
         return bool(getattr(self.store, "_closed", False))
+
+    def project_lock(self, project_id: int) -> AbstractContextManager:
+        """Held while a project's models are refreshed: nothing beyond the trainer's own
+        thread lock, as one SQLite file has one server process."""
+        return nullcontext()
 
     # ------------------------------------------------------------------ projects
 
@@ -259,7 +265,7 @@ class SqliteModels:
                     "RETURNING version",
                     (project_id, output_id, blob, fingerprint, signature, trained_on, orjson.dumps(metrics).decode(), now()),
                 ).fetchone()
-        except sqlite3.IntegrityError:  # the project (or output) was deleted while training
+        except self.store.IntegrityError:  # the project (or output) was deleted while training
             return None
         return row[0]
 

@@ -120,6 +120,7 @@ class ProjectsMixin:
             fields = self._org_fields(con, org, _source_ids(inputs + outputs))
             check_io(inputs, outputs, fields, problems)
             problems.raise_any()
+            self._names_lock(con, org)
             if con.execute("SELECT 1 FROM projects WHERE org_id = ? AND name = ?", (org, spec["name"])).fetchone():
                 raise Conflict(f"a project named {spec['name']!r} already exists")
             stamp = now()
@@ -196,6 +197,8 @@ class ProjectsMixin:
                 review = patch["review_existing_annotations"]
                 sets["review_existing"] = review
             problems.raise_any()
+            if "name" in sets:
+                self._names_lock(con, org)
             if "name" in sets and con.execute(
                 "SELECT 1 FROM projects WHERE org_id = ? AND name = ? AND id != ?", (org, sets["name"], project_id)
             ).fetchone():

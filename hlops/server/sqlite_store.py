@@ -35,6 +35,7 @@ import orjson
 
 from hlops.server.sqlite_datasets import DatasetsMixin
 from hlops.server.sqlite_digest import DigestMixin
+from hlops.server.sqlite_models import SqliteModels
 from hlops.server.sqlite_projects import ProjectsMixin
 from hlops.server.store import Conflict, Idem, Replay
 
@@ -152,6 +153,13 @@ CREATE INDEX IF NOT EXISTS idempotency_created ON idempotency (created);
 
 class SqliteStore(DatasetsMixin, DigestMixin, ProjectsMixin):
     """A :class:`hlops.server.store.Store` in one SQLite file."""
+
+    IntegrityError = sqlite3.IntegrityError
+    Models = SqliteModels  # the model store of hlops.server.training over this store
+
+    @staticmethod
+    def _names_lock(con: sqlite3.Connection, org: int) -> None:
+        """Before checking that a name is free: nothing to do, writes are serialised."""
 
     def __init__(self, path: str | Path, *, sync: str = "normal", checkpoint_bytes: int = CHECKPOINT_BYTES):
         if sync not in ("normal", "full"):

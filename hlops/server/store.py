@@ -2,8 +2,8 @@
 
 Routes (``app.py``) stay thin: they parse a request, call one method of a :class:`Store`,
 and turn its answer (plain JSON-ready dicts) or its :class:`StoreError` into a response.
-The default store is SQLite (``sqlite_store.py``); a PostgreSQL store would implement the
-same protocol. Every method takes the caller's organisation id first and answers
+The default store is SQLite (``sqlite_store.py``); the PostgreSQL store (``pg_store.py``)
+implements the same protocol, sharing the SQLite store's logic. Every method takes the caller's organisation id first and answers
 :class:`NotFound` for anything of another organisation, so isolation is the store's job
 and cannot be forgotten by a route.
 

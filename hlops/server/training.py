@@ -32,7 +32,11 @@ on the current annotations), ``failed`` (training raised; the message is in ``er
 
 **Threads.** Training runs in this process (one worker thread, plus a request that trains
 synchronously: see :meth:`Trainer.ensure`); a per-project lock keeps two trainings of the
-same project apart. The worker stops when the store is closed.
+same project apart -- in this process a thread lock, across server processes sharing one
+PostgreSQL database also the model store's ``project_lock`` (an advisory lock): the second
+process to look at a project finds the model already trained on the current annotations
+(same signature) and trains nothing, so a model version is trained once, not once per
+process. The worker stops when the store is closed.
 """
 
 from __future__ import annotations
@@ -179,7 +183,7 @@ class Trainer:
                     self._pending.discard(pid)
                     self._running[pid] += 1
                 try:
-                    with self._lock(pid):
+                    with self._lock(pid), self.models.project_lock(pid):
                         self._refresh(pid)
                 except Exception:  # noqa: BLE001
                     if self.models.closed:
@@ -271,7 +275,7 @@ class Trainer:
         with self._cond:
             self._running[pid] += 1
         try:
-            with self._lock(pid):
+            with self._lock(pid), self.models.project_lock(pid):
                 self._refresh(pid)
         finally:
             self._finished(pid)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from support.cli import REPO, run_hlops
+from support.postgres import BOTH
 
 FIXTURE = Path(__file__).parent / "fixtures" / "shop"
 EXAMPLES = sorted(p for p in (REPO / "examples" / "projects").iterdir() if p.is_dir())
@@ -42,6 +43,7 @@ def edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1))
 
 
+@pytest.mark.parametrize("store", BOTH, indirect=True)
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
 def test_every_example_applies_and_then_plans_clean(fresh_server, example, tmp_path):
     work = tmp_path / example.name

@@ -130,7 +130,8 @@ def write_leaky(root: Path, rows: int = 120, broken: str | None = None) -> Path:
 
 def org_server(directory: Path, orgs: int = 2, **knobs) -> ServerProcess:
     """A started ServerProcess whose keys file declares ``orgs`` organisations; their keys
-    are ``srv.org_keys`` (``[0]`` is ``srv.api_key``, ``[1]`` ``srv.other_key``)."""
+    are ``srv.org_keys`` (``[0]`` is ``srv.api_key``, ``[1]`` ``srv.other_key``).
+    ``db_url=`` runs it on that PostgreSQL database."""
     srv = ServerProcess(directory, start=False, **knobs)
     keys = [srv.api_key, srv.other_key] + ["hlk_r_" + secrets.token_hex(16) for _ in range(max(0, orgs - 2))]
     srv.keys_file.write_text("".join(f"{k} org-{i}\n" for i, k in enumerate(keys)))

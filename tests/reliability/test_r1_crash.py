@@ -9,6 +9,9 @@ to the number of calls of a fault-free apply is tried, each in an organisation o
 (the server isolates them), then apply runs again, ``plan`` must exit 0, and the state must
 equal the manifests (names, datapoint counts, every row's key and hash).
 
+On PostgreSQL (``store`` = ``postgresql``, a database of its own) the default run does the
+random kills; the sweep of every call runs there with ``HLOPS_RELIABILITY_FULL=1``.
+
 The killed applies are children forked from a pre-imported hlops (``zygote.py``) -- real
 processes, real SIGKILL, without paying the interpreter start-up each time; a few kills
 at random points hit a plain ``python -m hlops`` subprocess with the default parallelism.
@@ -25,13 +28,17 @@ from killing_proxy import KillingProxy
 from rel_support import FULL, Org, cli_env, expected_state, make_examples, org_server, run_inprocess, spawn, state_problems, write_bulk
 from zygote import Zygote
 
+from support.postgres import BOTH, db_url_for, drop_database
+
 ORGS = 400 if FULL else 120
+STORES = BOTH
 
 
 @pytest.fixture(scope="module")
-def rig(tmp_path_factory):
+def rig(tmp_path_factory, store):
     base = tmp_path_factory.mktemp("r1")
-    srv = org_server(base / "server", orgs=ORGS)
+    url = db_url_for(store)
+    srv = org_server(base / "server", orgs=ORGS, db_url=url)
     proxy = KillingProxy(srv.url)
     zyg = Zygote()
     rig = {"base": base, "srv": srv, "proxy": proxy, "zygote": zyg, "next_org": 2}
@@ -41,6 +48,8 @@ def rig(tmp_path_factory):
         zyg.close()
         proxy.close()
         srv.close()
+        if url:
+            drop_database(url)
 
 
 def fresh_org(rig) -> Org:
@@ -155,7 +164,9 @@ def sweep(rig, name: str, paths: list[Path], when: str, record) -> None:
 
 
 @pytest.mark.parametrize("name", ["examples", "bulk", "examples+bulk"])
-def test_kill_after_every_call_converges(rig, name, record):
+def test_kill_after_every_call_converges(rig, name, record, store):
+    if store == "postgresql" and not FULL:
+        pytest.skip("on PostgreSQL the sweep runs with HLOPS_RELIABILITY_FULL=1 (the default run kills at random points)")
     paths = trees(rig).get(name)
     if paths is None:
         pytest.skip("the combined tree runs with HLOPS_RELIABILITY_FULL=1")
@@ -170,7 +181,7 @@ def test_kill_with_a_lost_answer_converges(rig, name, record):
     sweep(rig, name, trees(rig)[name], "before", record)
 
 
-def test_random_kills_with_default_parallelism(rig, record):
+def test_random_kills_with_default_parallelism(rig, record, store):
     """Kills at random points of an apply with four calls in flight (the answers after the
     kill point still reach the server: lost answers), some in a plain subprocess."""
     t = trees(rig)
@@ -193,5 +204,6 @@ def test_random_kills_with_default_parallelism(rig, record):
         if problems:
             failures.append(f"k={k}{' (subprocess)' if real else ''}: " + "; ".join(problems))
         cleanup(org)
-    record("R1", cases=runs, passed=runs - len(failures), tree="examples+bulk", kill="random", calls=n, parallelism=4)
+    record("R1", cases=runs, passed=runs - len(failures), tree="examples+bulk", kill="random", calls=n, parallelism=4,
+           store=store)
     assert not failures, "\n".join(failures)

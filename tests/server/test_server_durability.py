@@ -10,11 +10,13 @@ import time
 import requests
 from srv_helpers import create_dataset, make_rows, paginate
 
+from support.postgres import db_url_for, drop_database
 from support.server import ServerProcess
 
 
-def test_kill_9_loses_no_acknowledged_row(tmp_path):
-    srv = ServerProcess(tmp_path)
+def test_kill_9_loses_no_acknowledged_row(tmp_path, store):
+    url = db_url_for(store)
+    srv = ServerProcess(tmp_path, db_url=url)
     try:
         ds = create_dataset(srv, key="external_id")
         acked: dict[int, str] = {}  # datapoint id -> key
@@ -62,8 +64,11 @@ def test_kill_9_loses_no_acknowledged_row(tmp_path):
         # the database is sound, and takes writes again
         assert srv.call("PUT", f"/datasets/{ds['id']}", json={"data": make_rows(1, start=-5)}).status_code == 200
         srv.stop()
-        con = sqlite3.connect(srv.db_path)
-        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        con.close()
+        if url is None:
+            con = sqlite3.connect(srv.db_path)
+            assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            con.close()
     finally:
         srv.close()
+        if url:
+            drop_database(url)

@@ -13,7 +13,8 @@ Usage::
 Each instance generates two random API keys: ``api_key`` (organisation ``org-a``) and
 ``other_key`` (organisation ``org-b``); keys are passed in a keys file, never on the command
 line. The server binds a free loopback port itself and reports its URL through a ready
-file, so there is no port race. The pytest fixtures ``server`` (one per test module) and
+file, so there is no port race. ``db_url`` (a ``postgresql://`` URL) runs it on PostgreSQL
+instead of a SQLite file (``.store`` says which: ``"sqlite"`` or ``"postgresql"``). The pytest fixtures ``server`` (one per test module) and
 ``fresh_server`` (one per test) in ``tests/conftest.py`` wrap this class.
 
 Test-only knobs (constructor keywords, same names as the ``hlops serve`` flags):
@@ -45,6 +46,7 @@ class ServerProcess:
         tmp_dir: str | Path | None = None,
         *,
         db_path: str | Path | None = None,
+        db_url: str | None = None,
         rate_limit: float | None = None,
         fault_rate: float | None = None,
         fault_statuses: list[int] | tuple[int, ...] | None = None,
@@ -62,6 +64,8 @@ class ServerProcess:
         self.dir = Path(tmp_dir) if tmp_dir is not None else Path(tempfile.mkdtemp(prefix="hlops-server-"))
         self.dir.mkdir(parents=True, exist_ok=True)
         self.db_path = Path(db_path) if db_path is not None else self.dir / "server.db"
+        self.db_url = db_url  # a PostgreSQL database instead of the SQLite file
+        self.store = "postgresql" if db_url else "sqlite"
         self.api_key = "hlk_a_" + secrets.token_hex(16)
         self.other_key = "hlk_b_" + secrets.token_hex(16)
         self.keys_file = self.dir / "keys.txt"
@@ -100,7 +104,7 @@ class ServerProcess:
     def command(self, port: int = 0) -> list[str]:
         return [
             sys.executable, "-m", "hlops", "serve", "--host", "127.0.0.1", "--port", str(port),
-            "--db", str(self.db_path), "--keys-file", str(self.keys_file),
+            "--db", self.db_url or str(self.db_path), "--keys-file", str(self.keys_file),
             "--ready-file", str(self.ready_file), *self.args,
         ]
 
