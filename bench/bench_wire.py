@@ -156,8 +156,9 @@ class Cli:
                "HLOPS_HOME": str(home)}
         wrap = None
         if self.profile_dir is not None and tag:
-            wrap = [str(Path(sys.executable).with_name("py-spy")), "record", "--subprocesses", "--rate", "200",
+            wrap = [str(Path(sys.executable).with_name("py-spy")), "record", "--subprocesses", "--idle", "--rate", "200",
                     "--format", "raw", "-o", str(self.profile_dir / f"{tag}.txt"), "--"]
+            ok = (*ok, 0)  # py-spy exits 0 whatever the CLI's exit
         run = run_process([HLOPS, *args], cwd=cwd, env=env, ok=ok, server=server, wrap=wrap)
         shutil.rmtree(home, ignore_errors=True)
         run["argv"] = ["hlops", *args]
@@ -362,12 +363,14 @@ def part_local(cli: Cli, srv: ServerProcess, tmp: Path, n: int, changed: Path, r
                                            "validate": median(validate), "validate_no_data": median(startup)}}
 
 
-def part_noop(cli: Cli, tmp: Path, count: int, repeat: int) -> dict:
+def part_noop(cli: Cli, tmp: Path, count: int, repeat: int, baseline: bool = True) -> dict:
     root = tmp / f"m-noop-{count}"
     declared = many_resources(root, count)
     with ServerProcess() as srv:
         setup = cli.run(srv, root, "apply", ".", "--auto-approve", ok=(0,))
         check = cli.run(srv, root, "plan", ".", ok=(0,))  # a no-op, else the comparison is void
+        if not baseline:
+            return {"hlops": [cli.run(srv, root, "plan", ".", ok=(0,), tag=f"noop-{count}")], "setup_apply": setup}
         ans_runs, hl_runs = alternate(repeat, lambda: ansible_check(srv, tmp, declared),
                                       lambda: cli.run(srv, root, "plan", ".", ok=(0,), tag=f"noop-{count}"))
     ratio = paired(hl_runs, ans_runs)
@@ -402,25 +405,48 @@ def rss_summary(res: dict) -> dict:
 # --------------------------------------------------------------------------- profiles
 
 
-def top_lines(raw: Path, limit: int = 15) -> str:
-    """py-spy's raw output (collapsed stacks: ``frame;frame;... count``) as two tables:
-    self time and inclusive time per function, in % of all samples (every process)."""
-    own, incl, total = Counter(), Counter(), 0
+def _frame(f: str) -> tuple[str, str]:
+    """``func (path:line)`` -> (``func``, a short path: from ``hlops/`` or a package on)."""
+    func, _, where = f.partition(" (")
+    path = where.rsplit(":", 1)[0]
+    for cut in ("/site-packages/", "/wt14/", "/main/", "/lib/python3.11/"):
+        if cut in path:
+            path = path.split(cut, 1)[1]
+            break
+    return func, path
+
+
+def top_lines(raw: Path, limit: int = 15, rate: int = 200) -> str:
+    """py-spy's raw output (collapsed stacks ``frame;frame;... count``, idle samples
+    included) as tables of the CLI's main thread, whose samples are its wall time: self
+    time per function, and inclusive time per hlops function, in % of the main thread's
+    samples; the share spent importing modules, and the samples of other threads (the
+    upload and read pools, mostly waiting), on their own lines."""
+    own, incl, main, other, imports = Counter(), Counter(), 0, 0, 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
         count = int(count)
-        total += count
-        frames = [f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0].rsplit("/", 1)[-1] + ")"
-                  if " (" in f else f for f in stack.split(";")]
-        own[frames[-1]] += count
-        for f in set(frames):
-            incl[f] += count
-    lines = [f"{raw.stem}: {total} samples", "", "self %  function"]
-    lines += [f"{100 * c / total:5.1f}  {f}" for f, c in own.most_common(limit)]
-    lines += ["", "total % function"]
-    lines += [f"{100 * c / total:5.1f}  {f}" for f, c in incl.most_common(limit + 10)]
+        frames = [_frame(f) for f in stack.split(";") if not f.startswith(("process ", "thread "))]
+        if not frames:
+            continue
+        if frames[0][0] != "<module>":  # a pool thread (its stack starts in threading.py)
+            other += count
+            continue
+        main += count
+        if any(func == "_find_and_load" for func, _ in frames):
+            imports += count
+        own[f"{frames[-1][0]} ({frames[-1][1]})"] += count
+        for label in {f"{func} ({path})" for func, path in frames if path.startswith("hlops/") and func != "<module>"}:
+            incl[label] += count
+    pct = lambda c: f"{100 * c / max(main, 1):5.1f}"  # noqa: E731
+    lines = [f"{raw.stem}: main thread {main} samples = {main / rate:.1f} s at {rate} Hz (idle included); "
+             f"importing modules {pct(imports).strip()}%; other threads {other} samples",
+             "", "self %  function (main thread)"]
+    lines += [f"{pct(c)}  {f}" for f, c in own.most_common(limit)]
+    lines += ["", "total % hlops function (main thread, inclusive)"]
+    lines += [f"{pct(c)}  {f}" for f, c in incl.most_common(limit + 10)]
     return "\n".join(lines) + "\n"
 
 
@@ -438,6 +464,7 @@ def main() -> None:
     args = ap.parse_args()
     parts = set(args.only or PARTS) - ({"local", "rss"} if args.profile else set())
     if args.profile:
+        args.profile = args.profile.resolve()
         args.profile.mkdir(parents=True, exist_ok=True)
         args.repeat = 1
     n, load_before = args.rows, os.getloadavg()
@@ -474,9 +501,10 @@ def main() -> None:
                         "plan": part_plan(cli, srv, tmp, small, d10, c10, 1, baseline=False),
                         "local": part_local(cli, srv, tmp, small, c10, 1, baseline=False)}}
         if "noop" in parts:
-            res["noop"] = part_noop(cli, tmp, args.resources, args.repeat)
-            print("noop", res["noop"]["ratio_time"], file=sys.stderr)
+            res["noop"] = part_noop(cli, tmp, args.resources, args.repeat, baseline=not args.profile)
+            print("noop", res["noop"].get("ratio_time"), file=sys.stderr)
         if args.profile:
+            (args.profile / "runs.json").write_text(json.dumps(res, indent=1) + "\n")
             for raw in sorted(args.profile.glob("*.txt")):
                 if not raw.name.endswith(".top.txt"):
                     raw.with_suffix(".top.txt").write_text(top_lines(raw))
