@@ -522,6 +522,10 @@ def main() -> None:
                                                capture_output=True, text=True).stdout.strip(),
                       "loadavg_before": [round(x, 2) for x in load_before],
                       "loadavg_after": [round(x, 2) for x in os.getloadavg()]}
+    for part in parts:  # each part says which run made it (a merged file holds several)
+        key = "rss_tenth" if part == "rss" else part
+        if key in res:
+            res[key]["made_by"] = {"command": res["command"], "date": res["date"], "commit": res["machine"]["commit"]}
     if args.only:  # keep the saved figures of the other parts, for the same N and R
         try:
             saved = json.loads(args.out.read_text())
