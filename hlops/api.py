@@ -25,12 +25,12 @@ from typing import Any
 import orjson
 
 from hlops.apply import ApplyOptions, Event, Report, apply_plan, check_fresh
-from hlops.client import Client, ClientOptions
+from hlops.providers.humanloop.client import Client, ClientOptions
 from hlops.errors import PlanError, SettingsError, StalePlanError
 from hlops.local import LocalServer, local_home
 from hlops.plan import FORMAT_VERSION, Plan, ResourceChange
 from hlops.planner import PlanOptions, build_plan
-from hlops.remote import RemoteState
+from hlops.providers.humanloop.remote import RemoteState
 from hlops.render import json as render_json_module
 from hlops.render import markdown as render_markdown_module
 from hlops.render import text as render_text_module
@@ -286,7 +286,7 @@ def predict(
     ``{data, predictions: [{output, task_type, value}]}`` per row. ``texts`` fill the
     project's first text input that is not display-only; ``rows`` are objects of input name ->
     value. With ``wait``, first wait until the models are trained on every annotation."""
-    from hlops import labelled
+    from hlops.providers.humanloop import labelled
 
     proj = labelled.find_project(conn.client, project)
     if wait:
@@ -298,7 +298,7 @@ def predict(
 def export(conn: Connection, project: str, path: str | Path, fmt: str | None = None) -> int:
     """Write every annotated datapoint of ``project`` with its inputs and outputs to ``path``
     (``.jsonl``, ``.json`` or ``.csv``, or ``fmt``), streamed; returns how many."""
-    from hlops import labelled
+    from hlops.providers.humanloop import labelled
 
     path = Path(path)
     fmt = labelled.export_format(path, fmt)
@@ -309,7 +309,7 @@ def import_annotations(conn: Connection, project: str, path: str | Path, workers
     """Load the annotations of ``path`` (rows of ``{key | datapoint_id, output, value}``) into
     ``project``; the file is checked in full before any write (ManifestError). Returns the
     ImportReport: ``imported``, ``datapoints``, ``skipped`` (rows the server refused, located)."""
-    from hlops import labelled
+    from hlops.providers.humanloop import labelled
 
     source, rows = labelled.read_annotations(Path(path))
     proj = labelled.find_project(conn.client, project)
@@ -319,6 +319,6 @@ def import_annotations(conn: Connection, project: str, path: str | Path, workers
 
 def annotation_summary(conn: Connection, project: str) -> dict:
     """Annotation counts of ``project`` per output and the state of each output's model."""
-    from hlops import labelled
+    from hlops.providers.humanloop import labelled
 
     return labelled.summary(conn.client, labelled.find_project(conn.client, project)["id"])

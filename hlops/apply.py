@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hlops.client import AmbiguousCreate, Client
+from hlops.providers.humanloop.client import AmbiguousCreate, Client
 from hlops.errors import (
     ApiError,
     ApplyError,
@@ -33,8 +33,8 @@ from hlops.errors import (
     PreventDestroyError,
     StalePlanError,
 )
-from hlops.kinds import KINDS, ORDER
-from hlops.kinds.base import Call, RemoteIndex
+from hlops.providers.humanloop.kinds import KINDS, ORDER
+from hlops.providers.humanloop.kinds.base import Call, RemoteIndex
 from hlops.plan import Action, Plan, ResourceChange
 
 
@@ -280,7 +280,7 @@ class Applier:
             raise StalePlanError([change.address], "changed while this apply ran") from None
 
     def _apply_data(self, change: ResourceChange, dataset_id: int) -> int:
-        from hlops.data import apply_data
+        from hlops.providers.humanloop.data import apply_data
         from hlops.datafile import row_source
 
         fields = {name: spec["data_type"] for name, spec in change.after["fields"].items()}

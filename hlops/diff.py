@@ -14,8 +14,8 @@ from typing import Any
 from deepdiff import DeepDiff
 
 from hlops.errors import PlanError
-from hlops.kinds import KINDS
-from hlops.kinds.base import RemoteIndex
+from hlops.providers.humanloop.kinds import KINDS
+from hlops.providers.humanloop.kinds.base import RemoteIndex
 from hlops.plan import Action, AttributeChange, ResourceChange
 
 

@@ -1,7 +1,7 @@
 """Build a Plan: manifests + one read of the remote (+ datapoint digests) -> frozen Plan.
 
 This is the orchestration of the pure pieces: :func:`desired_state` (manifests -> comparable
-shapes), :func:`hlops.remote.read`, :func:`hlops.diff.diff`, and :func:`hlops.data.plan_data`
+shapes), :func:`hlops.providers.humanloop.remote.read`, :func:`hlops.diff.diff`, and :func:`hlops.data.plan_data`
 for every dataset with data.
 """
 
@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from hlops import __version__
-from hlops.client import Client
+from hlops.providers.humanloop.client import Client
 from hlops.diff import Desired, Options, diff
 from hlops.errors import HlopsError
-from hlops.kinds import DATASET, PROJECT
+from hlops.providers.humanloop.kinds import DATASET, PROJECT
 from hlops.plan import Action, Plan, ResourceChange
-from hlops.remote import RemoteState, read
+from hlops.providers.humanloop.remote import RemoteState, read
 
 
 # Data files at least this big are checked after the remote's resources are read (their
@@ -162,7 +162,8 @@ def check_data(config: Any, cache_dir: Path | None, state: RemoteState | None = 
     name); ManifestError with every problem of every file (no
     network). With the remote ``state``, a data file whose bytes its dataset's
     ``last_applied`` record vouches for is left alone (it passed these checks)."""
-    from hlops.data import prepare, vouched
+    from hlops.data import prepare
+    from hlops.providers.humanloop.data import vouched
     from hlops.datafile import row_source
     from hlops.errors import ManifestError
 
@@ -193,7 +194,7 @@ def _with_data(
     change: ResourceChange, config: Any, client: Client, state: RemoteState, options: PlanOptions
 ) -> ResourceChange:
     """Attach the datapoint diff of a dataset that declares data."""
-    from hlops.data import plan_data
+    from hlops.providers.humanloop.data import plan_data
     from hlops.datafile import row_source
 
     if change.kind != "dataset" or change.action == Action.DELETE or change.after is None:

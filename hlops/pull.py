@@ -43,13 +43,13 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from hlops import canonical
-from hlops.client import Client
+from hlops.providers.humanloop.client import Client
 from hlops.diff import apply_ignore_changes
 from hlops.errors import HlopsError, PlanError
-from hlops.kinds import KINDS
+from hlops.providers.humanloop.kinds import KINDS
 from hlops.manifest import Config, display_path, load
 from hlops.planner import dataset_renames, desired_state
-from hlops.remote import RemoteState, read
+from hlops.providers.humanloop.remote import RemoteState, read
 from hlops.writeback import (
     Context,
     detect_indent,
@@ -466,7 +466,7 @@ class _Puller:
         self.report.warnings += [f"{d.address}: {w}" for w in edits.warnings]
 
     def _refresh_data(self, config: Config, name: str, raw: dict, target: dict[str, Any]) -> bool:
-        from hlops.data import plan_data
+        from hlops.providers.humanloop.data import plan_data
         from hlops.datafile import row_source
 
         fields = {n: spec["data_type"] for n, spec in target["fields"].items()}

@@ -93,7 +93,7 @@ def target_addresses(ctx: click.Context, param: click.Parameter, values: tuple[s
     """``--target KIND/NAME``, checked before anything is read: a typo costs no API call."""
     if not values:
         return values
-    from hlops.kinds import KINDS
+    from hlops.providers.humanloop.kinds import KINDS
 
     for value in values:
         kind, sep, name = value.partition("/")

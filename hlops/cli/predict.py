@@ -1,7 +1,7 @@
 """`hlops predict`, `hlops export`, `hlops annotations import|summary`: the seed's steps 4
 and 5 (models trained from annotations, the labelled data), see docs/models.md.
 
-Arguments and files are checked before any API call; the work is in :mod:`hlops.labelled`.
+Arguments and files are checked before any API call; the work is in :mod:`hlops.providers.humanloop.labelled`.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def predict_command(project, texts, input_file, input_name, n_best, as_json, wai
 
     A model trains once each output has 10 annotated datapoints; before that this fails with
     what is missing."""
-    from hlops import labelled
+    from hlops.providers.humanloop import labelled
 
     if bool(texts) == bool(input_file):
         raise click.UsageError("give --text (one or more) or --input FILE")
@@ -148,7 +148,7 @@ def export_command(project, out, fmt, local, base_url, api_key):
     """Download the labelled data of PROJECT: every annotated datapoint with its inputs and
     outputs (`{datapoint_id, inputs, outputs}`; in a CSV a column per input and output,
     lists as JSON)."""
-    from hlops import labelled
+    from hlops.providers.humanloop import labelled
 
     fmt = labelled.export_format(out, fmt)
     to_stdout = str(out) == "-"
@@ -193,7 +193,7 @@ def import_command(project, file, workers, local, base_url, api_key):
     (classification), a list of labels (multilabel) or a list of {start, end, label} spans
     (tagging). The file is checked in full before anything is written (a datapoint named twice
     for one output is refused); an import replaces a datapoint's earlier annotation."""
-    from hlops import labelled
+    from hlops.providers.humanloop import labelled
 
     source, rows = labelled.read_annotations(file)
     with _connect(local, base_url, api_key) as conn:
@@ -228,7 +228,7 @@ def import_command(project, file, workers, local, base_url, api_key):
 @connection_options
 def summary_command(project, as_json, local, base_url, api_key):
     """Annotation counts of PROJECT per output, and the state of each output's model."""
-    from hlops import labelled
+    from hlops.providers.humanloop import labelled
 
     with _connect(local, base_url, api_key) as conn:
         found = labelled.summary(conn.client, labelled.find_project(conn.client, project)["id"])

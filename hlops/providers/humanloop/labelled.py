@@ -1,7 +1,7 @@
 """Models and labelled data from the client's side (issue 9): predictions, the export of the
 annotated datapoints, and importing annotations made elsewhere.
 
-Everything takes a :class:`~hlops.client.Client` and a project *name* (resolved with
+Everything takes a :class:`~hlops.providers.humanloop.client.Client` and a project *name* (resolved with
 ``GET /projects?name=``); nothing prints (the CLI, ``hlops/cli/predict.py``, does).
 
 - :func:`predict` sends rows of input values in batches of :data:`PREDICT_BATCH` to
@@ -37,7 +37,7 @@ from typing import Any
 import orjson
 
 from hlops import canonical
-from hlops.client import Client
+from hlops.providers.humanloop.client import Client
 from hlops.datareaders import RowReader
 from hlops.errors import ApiError, AuthError, ManifestError, Problem, RateLimited, SettingsError
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from hlops.client import Client
+from hlops.providers.humanloop.client import Client
 from hlops.diff import Actual
-from hlops.kinds import KINDS
-from hlops.kinds.base import RemoteIndex
+from hlops.providers.humanloop.kinds import KINDS
+from hlops.providers.humanloop.kinds.base import RemoteIndex
 
 
 @dataclass
