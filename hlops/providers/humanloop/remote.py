@@ -1,15 +1,18 @@
 """Read the actual state once: every dataset and project of the organisation, paginated.
 
-The result is the input of the pure diff: nothing downstream asks the remote again while a
-plan is built (datapoints are compared through the digest by :mod:`hlops.data`).
+The result (:class:`RemoteState`, the :class:`hlops.provider.RemoteState` of this provider)
+is the input of the pure diff: nothing downstream asks the remote again while a plan is
+built (datapoints are compared through the digest by :mod:`hlops.providers.humanloop.data`).
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
+from typing import Any
 
+from hlops.provider import Actual
 from hlops.providers.humanloop.client import Client
-from hlops.diff import Actual
 from hlops.providers.humanloop.kinds import KINDS
 from hlops.providers.humanloop.kinds.base import RemoteIndex
 
@@ -17,12 +20,16 @@ from hlops.providers.humanloop.kinds.base import RemoteIndex
 @dataclass
 class RemoteState:
     index: RemoteIndex = field(default_factory=RemoteIndex)
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
+
+    def _items(self, kind: str) -> dict[int, dict]:
+        return self.index.datasets if kind == "dataset" else self.index.projects
 
     def actual(self) -> list[Actual]:
         """Every remote resource in the comparable shape of its kind."""
         out = []
-        for kind, items in (("dataset", self.index.datasets), ("project", self.index.projects)):
-            for raw in items.values():
+        for kind in ("dataset", "project"):
+            for raw in self._items(kind).values():
                 out.append(
                     Actual(
                         kind=kind,
@@ -35,9 +42,35 @@ class RemoteState:
                 )
         return out
 
+    def get(self, kind: str, remote_id: Any) -> dict | None:
+        return self._items(kind).get(remote_id)
+
     def by_name(self, kind: str, name: str) -> dict | None:
-        items = self.index.datasets if kind == "dataset" else self.index.projects
-        return next((raw for raw in items.values() if raw["name"] == name), None)
+        return next((raw for raw in self._items(kind).values() if raw["name"] == name), None)
+
+    def names(self, kind: str) -> list[str]:
+        return [raw["name"] for raw in self._items(kind).values()]
+
+    def comparable(self, kind: str, raw: dict) -> dict[str, Any]:
+        return KINDS[kind].actual(raw, self.index)
+
+    def dependents(self, kind: str, remote_id: Any) -> list[tuple[str, dict]]:
+        return self.index.dependents(kind, remote_id)
+
+    def remember(self, kind: str, raw: dict) -> None:
+        with self.lock:
+            if kind == "dataset":
+                self.index.add_dataset(raw)
+            else:
+                self.index.projects[raw["id"]] = raw
+
+    def forget(self, kind: str, remote_id: Any) -> None:
+        with self.lock:
+            self._items(kind).pop(remote_id, None)
+
+    def last_applied(self, kind: str, name: str) -> Any:
+        raw = self.by_name(kind, name)
+        return (raw or {}).get("last_applied")
 
 
 def read(client: Client, renames: dict[str, str] | None = None) -> RemoteState:

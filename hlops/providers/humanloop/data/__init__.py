@@ -25,7 +25,6 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,29 +39,10 @@ from hlops.providers.humanloop.data.digest import read_digest
 from hlops.data.local import FINE_MASK, RowSource, rereader, row_digest, row_key
 from hlops.providers.humanloop.data.upload import ProgressEvent, Uploader, UploadFailed, _Stop
 from hlops.errors import StalePlanError
+from hlops.provider import DataReport
 from hlops.plan import DataChange
 
 __all__ = ["DataReport", "ProgressEvent", "RowSource", "UploadFailed", "apply_data", "plan_data", "vouched"]
-
-
-@dataclass(frozen=True)
-class DataReport:
-    """What :func:`apply_data` did: datapoints written and the write calls it took."""
-
-    added: int = 0
-    changed: int = 0
-    removed: int = 0
-    calls: int = 0  # write calls (PUT / PATCH / delete)
-    bytes_sent: int = 0  # request bodies of those calls
-    seconds: float = 0.0
-    reused_plan: bool = False  # the diff computed by plan_data was reused (no second diff)
-
-    @property
-    def rows(self) -> int:
-        return self.added + self.changed + self.removed
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "rows": self.rows}
 
 
 # The diff behind each DataChange made in this process, so apply does not diff again. Keyed
