@@ -188,8 +188,8 @@ def baseline_download(s, url: str, dataset_id: int) -> dict:
 
 def child_main(spec: dict) -> None:
     """Run in a fresh process: plan (and apply) one dataset; print one JSON line."""
-    from hlops.client import Client
-    from hlops.data import apply_data, plan_data
+    from hlops.providers.humanloop.client import Client
+    from hlops.providers.humanloop.data import apply_data, plan_data
     from hlops.datafile import CheckedFile
 
     rss_start = rss_mb()

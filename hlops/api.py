@@ -25,17 +25,16 @@ from typing import Any
 import orjson
 
 from hlops.apply import ApplyOptions, Event, Report, apply_plan, check_fresh
-from hlops.client import Client, ClientOptions
 from hlops.errors import PlanError, SettingsError, StalePlanError
 from hlops.local import LocalServer, local_home
 from hlops.plan import FORMAT_VERSION, Plan, ResourceChange
 from hlops.planner import PlanOptions, build_plan
-from hlops.remote import RemoteState
+from hlops.provider import Provider, RemoteState, provider_class
 from hlops.render import json as render_json_module
 from hlops.render import markdown as render_markdown_module
 from hlops.render import text as render_text_module
 
-DEFAULT_BASE_URL = "https://api.humanloop.com"
+DEFAULT_BASE_URL = "https://api.humanloop.com"  # the humanloop provider's default
 
 
 def load(paths: str | Path | Sequence[str | Path], check_data: bool = True) -> Any:
@@ -46,11 +45,16 @@ def load(paths: str | Path | Sequence[str | Path], check_data: bool = True) -> A
 
 
 class Connection:
-    """A client, and the embedded server behind it when ``local``. A context manager."""
+    """A connected provider, and the embedded server behind it when ``local``. A context
+    manager. ``client`` is the provider's HTTP client when it has one (Humanloop's)."""
 
-    def __init__(self, client: Client | None = None, local: LocalServer | None = None):
-        self.client = client
+    def __init__(self, provider: Provider | None = None, local: LocalServer | None = None):
+        self.provider = provider
         self._local = local
+
+    @property
+    def client(self) -> Any:
+        return getattr(self.provider, "client", None)
 
     def __enter__(self) -> Connection:
         return self
@@ -59,6 +63,8 @@ class Connection:
         self.close()
 
     def close(self) -> None:
+        if self.provider is not None:
+            self.provider.close()
         if self._local is not None:
             self._local.__exit__(None, None, None)
             self._local = None
@@ -68,7 +74,7 @@ class Connection:
         return self._local is not None
 
     def __repr__(self) -> str:
-        return f"Connection({self.client!r}, local={self.local})"
+        return f"Connection({self.provider!r}, local={self.local})"
 
 
 def connect(
@@ -77,34 +83,35 @@ def connect(
     api_key: str | None = None,
     local: bool = False,
     settings: Any = None,
-    options: ClientOptions | None = None,
+    options: Any = None,
     home: Path | None = None,
+    provider: str | None = None,
 ) -> Connection:
-    """Connect to ``base_url`` (or HLOPS_BASE_URL, hlops.yaml, the Humanloop default) with
-    ``api_key`` (or HLOPS_API_KEY); with ``local``, start the embedded reference server."""
+    """Connect to the provider ``provider`` (or hlops.yaml ``provider:``, HLOPS_PROVIDER,
+    ``humanloop``) at ``base_url`` with ``api_key`` (each provider reads its own variables
+    when they are not given: Humanloop's HLOPS_BASE_URL, hlops.yaml ``base_url``, its default
+    URL, and HLOPS_API_KEY); with ``local``, start the embedded reference server.
+    ``options`` are the provider's (Humanloop: ClientOptions)."""
+    name = (
+        provider
+        or (getattr(settings, "provider", None) if settings is not None else None)
+        or os.environ.get("HLOPS_PROVIDER")
+    )
+    cls = provider_class(name)
     if local:
+        cls.require("local")
         server = LocalServer(home or local_home())
         server.__enter__()
         try:
-            return Connection(Client(server.url, server.api_key, options), server)
+            return Connection(
+                cls.connect(url=server.url, api_key=server.api_key, env={}, options=options), server
+            )
         except BaseException:
             server.__exit__(None, None, None)
             raise
-    url = (
-        base_url
-        or os.environ.get("HLOPS_BASE_URL")
-        or (settings.base_url if settings is not None else None)
-        or DEFAULT_BASE_URL
+    return Connection(
+        cls.connect(url=base_url, api_key=api_key, env=os.environ, settings=settings, options=options)
     )
-    if not url.startswith(("http://", "https://")):
-        raise SettingsError(f"base URL {url!r} is not an http(s) URL")
-    key = api_key or os.environ.get("HLOPS_API_KEY")
-    if not key:
-        raise SettingsError(
-            "no API key: set HLOPS_API_KEY (or pass --api-key), or use --local to run against "
-            "the embedded reference server"
-        )
-    return Connection(Client(url, key, options))
 
 
 @dataclass(frozen=True)
@@ -133,7 +140,7 @@ def plan(
         show_data=show_data,
         cache_dir=cache_dir if cache_dir is not None else local_home() / "cache",
     )
-    built, state = build_plan(config, conn.client, options)
+    built, state = build_plan(config, conn.provider, options)
     built = built.model_copy(
         update={"manifests": tuple(_relative(p) for p in manifests), "targets": tuple(targets)}
     )
@@ -151,8 +158,8 @@ def apply(
     """Apply a plan just built by :func:`plan`. Raises ApplyError (with the report) on failures."""
     return apply_plan(
         result.plan,
-        conn.client,
-        result.state.index,
+        conn.provider,
+        result.state,
         result.config,
         ApplyOptions(
             allow_data_loss=allow_data_loss, parallelism=parallelism, cache_dir=local_home() / "cache"
@@ -229,7 +236,7 @@ def apply_saved(
         targets=saved.targets,
         manifests=saved.manifests,
     )
-    check_fresh(saved, fresh.state.index)
+    check_fresh(saved, fresh.state)
     differing = _differences(saved, fresh.plan)
     if differing:
         raise StalePlanError(differing, "would change differently now (the manifests, data or remote changed)")
@@ -278,6 +285,11 @@ def _relative(path: str | Path) -> str:
 # --------------------------------------------------------- models and labelled data
 
 
+def _labelled(conn: Connection, capability: str) -> Any:
+    conn.provider.require(capability)
+    return conn.provider.labelled()
+
+
 def predict(
     conn: Connection, project: str, texts: Sequence[str] = (), rows: Sequence[dict] = (),
     n_best: int = 1, wait: bool = False,
@@ -286,54 +298,60 @@ def predict(
     ``{data, predictions: [{output, task_type, value}]}`` per row. ``texts`` fill the
     project's first text input that is not display-only; ``rows`` are objects of input name ->
     value. With ``wait``, first wait until the models are trained on every annotation."""
-    from hlops import labelled
-
-    proj = labelled.find_project(conn.client, project)
+    labelled = _labelled(conn, "predict")
+    proj = labelled.find_project(project)
     if wait:
-        labelled.wait_for_models(conn.client, proj["id"])
+        labelled.wait_for_models(proj)
     data = [*rows, *({labelled.default_input(proj): text} for text in texts)]
-    return labelled.predict(conn.client, proj, data, n_best)
+    return labelled.predict(proj, data, n_best)
 
 
 def export(conn: Connection, project: str, path: str | Path, fmt: str | None = None) -> int:
     """Write every annotated datapoint of ``project`` with its inputs and outputs to ``path``
     (``.jsonl``, ``.json`` or ``.csv``, or ``fmt``), streamed; returns how many."""
-    from hlops import labelled
+    from hlops import labelfiles
 
     path = Path(path)
-    fmt = labelled.export_format(path, fmt)
-    return labelled.export(conn.client, labelled.find_project(conn.client, project), path, fmt)
+    fmt = labelfiles.export_format(path, fmt)
+    labelled = _labelled(conn, "export")
+    return labelled.export(labelled.find_project(project), path, fmt)
 
 
 def import_annotations(conn: Connection, project: str, path: str | Path, workers: int = 8) -> Any:
     """Load the annotations of ``path`` (rows of ``{key | datapoint_id, output, value}``) into
     ``project``; the file is checked in full before any write (ManifestError). Returns the
     ImportReport: ``imported``, ``datapoints``, ``skipped`` (rows the server refused, located)."""
-    from hlops import labelled
+    from hlops import labelfiles
 
-    source, rows = labelled.read_annotations(Path(path))
-    proj = labelled.find_project(conn.client, project)
-    resolved = labelled.resolve_annotations(conn.client, proj, source, rows)
-    return labelled.import_annotations(conn.client, proj, source, resolved, workers=workers)
+    source, rows = labelfiles.read_annotations(Path(path))
+    labelled = _labelled(conn, "annotations")
+    proj = labelled.find_project(project)
+    resolved = labelled.resolve_annotations(proj, source, rows)
+    return labelled.import_annotations(proj, source, resolved, workers=workers)
 
 
 def annotation_summary(conn: Connection, project: str) -> dict:
     """Annotation counts of ``project`` per output and the state of each output's model."""
-    from hlops import labelled
-
-    return labelled.summary(conn.client, labelled.find_project(conn.client, project)["id"])
+    labelled = _labelled(conn, "annotations")
+    return labelled.summary(labelled.find_project(project))
 
 
 def user_token(conn: Connection, email: str) -> dict:
     """A personal token for the annotation web app: ``{email, token, projects}``
     (docs/annotate.md). A new token replaces the e-mail's earlier one."""
-    from hlops import webapp
-
-    return webapp.issue_token(conn.client, email)
+    return _web(conn).issue_token(email)
 
 
 def project_url(conn: Connection, project: str) -> str:
     """The address of ``project``'s labelling page in the annotation web app."""
-    from hlops import webapp
+    return _web(conn).project_url(project)
 
-    return webapp.project_url(conn.client, project)
+
+def sign_in_url(conn: Connection) -> str:
+    """The address of the annotation web app's sign-in page."""
+    return _web(conn).sign_in_url()
+
+
+def _web(conn: Connection) -> Any:
+    conn.provider.require("web")
+    return conn.provider.web()

@@ -22,9 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hlops.client import AmbiguousCreate, Client
 from hlops.errors import (
-    ApiError,
     ApplyError,
     DataLossRefused,
     HlopsError,
@@ -33,9 +31,8 @@ from hlops.errors import (
     PreventDestroyError,
     StalePlanError,
 )
-from hlops.kinds import KINDS, ORDER
-from hlops.kinds.base import Call, RemoteIndex
 from hlops.plan import Action, Plan, ResourceChange
+from hlops.provider import DataSpec, Provider, RemoteState
 
 
 @dataclass
@@ -94,15 +91,14 @@ def check_allowed(plan: Plan, allow_data_loss: bool) -> None:
         raise DataLossRefused([c.address for c in lossy])
 
 
-def check_fresh(plan: Plan, index: RemoteIndex) -> None:
+def check_fresh(plan: Plan, state: RemoteState) -> None:
     """Refuse a saved plan if anything it touches changed since it was made."""
     stale = []
     for change in plan.changes:
         if not change.has_changes:
             continue
-        items = index.datasets if change.kind == "dataset" else index.projects
         if change.remote_id is not None:
-            raw = items.get(change.remote_id)
+            raw = state.get(change.kind, change.remote_id)
             if raw is None:
                 stale.append(f"{change.address} (deleted since)")
             elif raw.get("version") != change.remote_version:
@@ -110,27 +106,27 @@ def check_fresh(plan: Plan, index: RemoteIndex) -> None:
                     f"{change.address} (version {change.remote_version} -> {raw.get('version')})"
                 )
         elif change.action == Action.CREATE:
-            if any(raw["name"] == change.name for raw in items.values()):
+            if state.by_name(change.kind, change.name) is not None:
                 stale.append(f"{change.address} (created since)")
     if stale:
         raise StalePlanError(stale)
 
 
 class Applier:
-    """Runs one plan against one client. Thread-safe where it needs to be (the index)."""
+    """Runs one plan through one provider; the provider's state is thread-safe."""
 
     def __init__(
         self,
         plan: Plan,
-        client: Client,
-        index: RemoteIndex,
+        provider: Provider,
+        state: RemoteState,
         config: Any,
         options: ApplyOptions,
         on_event: Callable[[Event], None] | None = None,
     ):
         self.plan = plan
-        self.client = client
-        self.index = index
+        self.provider = provider
+        self.state = state
         self.config = config
         self.options = options
         self.on_event = on_event or (lambda event: None)
@@ -142,18 +138,20 @@ class Applier:
 
     def run(self) -> Report:
         started = time.monotonic()
-        calls_before = (self.client.calls.total, self.client.calls.writes, self.client.calls.bytes_sent)
+        calls = self.provider.calls
+        calls_before = (calls.total, calls.writes, calls.bytes_sent)
         changes = [c for c in self.plan.changes if c.has_changes]
-        for kind in reversed(ORDER):
+        order = sorted(self.provider.kinds.values(), key=lambda k: k.level)
+        for kind in reversed(order):
             self._run_level(
                 [c for c in changes if c.kind == kind.name and c.destroys], self._destroy
             )
-        for kind in ORDER:
+        for kind in order:
             self._run_level(
                 [c for c in changes if c.kind == kind.name and c.action != Action.DELETE],
                 self._converge,
             )
-        c = self.client.calls
+        c = self.provider.calls
         self.report.calls = c.total - calls_before[0]
         self.report.writes = c.writes - calls_before[1]
         self.report.bytes_sent = c.bytes_sent - calls_before[2]
@@ -174,10 +172,10 @@ class Applier:
 
     def _interrupted(self, pool: ThreadPoolExecutor) -> None:
         """The first Ctrl-C, as Terraform takes it: the calls in flight finish, no new one
-        is sent (the client refuses them), steps not started never start; then
+        is sent (the provider refuses them), steps not started never start; then
         :class:`Interrupted`. Nothing is left half-sent, so the next apply finishes the job.
         A second Ctrl-C while waiting quits at once."""
-        self.client.stop()
+        self.provider.stop()
         self.on_event({"type": "interrupted"})
         pool.shutdown(wait=True, cancel_futures=True)
         raise Interrupted(
@@ -215,72 +213,36 @@ class Applier:
     # ------------------------------------------------------------------ steps
 
     def _destroy(self, change: ResourceChange) -> StepResult:
-        kind = KINDS[change.kind]
-        try:
-            self._send(kind.delete_call(change.remote_id, change.remote_version))
-        except ApiError as exc:
-            if exc.status != 404:  # already gone: what we wanted
-                raise
-        with self._lock:
-            if change.kind == "dataset":
-                self.index.datasets.pop(change.remote_id, None)
-            else:
-                self.index.projects.pop(change.remote_id, None)
+        self.provider.delete(change.kind, change.remote_id, change.remote_version, self.state)
         return StepResult(change.address, change.action.value, "done", "destroyed" if change.action == Action.DELETE else "destroyed, recreating")
 
     def _converge(self, change: ResourceChange) -> StepResult:
-        kind = KINDS[change.kind]
         assert change.after is not None
         if change.address in self._failed:  # the destroy half of a replacement failed
             return StepResult(change.address, change.action.value, "failed", self._failure(change.address))
         if change.action in (Action.CREATE, Action.REPLACE):
-            raw = self._create(kind, change)
+            raw = self.provider.create(change.kind, change.after, self.state)
             detail = "created" if change.action == Action.CREATE else "replaced"
         else:
-            raw = self._update(kind, change)
+            raw = self._update(change)
             detail = "updated" if raw is not None else "unchanged"
             if raw is None:
-                raw = (self.index.datasets if change.kind == "dataset" else self.index.projects)[change.remote_id]
-        self._remember(change, raw)
+                raw = self.state.get(change.kind, change.remote_id)
         rows = 0
         if change.data is not None and change.data.has_changes:
-            rows = self._apply_data(change, raw["id"])
+            rows = self._apply_data(change, raw)
             detail += f", {rows:,} rows written"
         return StepResult(change.address, change.action.value, "done", detail, rows=rows)
 
-    def _create(self, kind: Any, change: ResourceChange) -> dict:
-        with self._lock:
-            call = kind.create_call(change.after, self.index)
-        opts = self.client.options
-        for attempt in range(opts.retries + 1):
-            try:
-                return self._send(call)
-            except AmbiguousCreate:
-                # The answer was lost: it may or may not exist now. Look before sending
-                # again -- as often as the client retries any other call (the second
-                # attempt can be lost too).
-                if attempt == opts.retries:
-                    raise
-                existing = self._find_by_name(kind, change.name)
-                if existing is not None:
-                    return existing
-                time.sleep(min(opts.backoff_max, opts.backoff_factor * 2**attempt))
-        raise AssertionError("unreachable")
-
-    def _update(self, kind: Any, change: ResourceChange) -> dict | None:
-        with self._lock:
-            call = kind.update_call(
-                change.remote_id, change.before, change.after, self.index, change.remote_version
-            )
-        if call is None:
-            return None
+    def _update(self, change: ResourceChange) -> dict | None:
         try:
-            return self._send(call)
+            return self.provider.update(
+                change.kind, change.remote_id, change.before, change.after, change.remote_version, self.state
+            )
         except PreconditionFailed:
             raise StalePlanError([change.address], "changed while this apply ran") from None
 
-    def _apply_data(self, change: ResourceChange, dataset_id: int) -> int:
-        from hlops.data import apply_data
+    def _apply_data(self, change: ResourceChange, raw: dict) -> int:
         from hlops.datafile import row_source
 
         fields = {name: spec["data_type"] for name, spec in change.after["fields"].items()}
@@ -289,50 +251,27 @@ class Applier:
         def progress(event: Any) -> None:
             self.on_event({"type": "progress", "address": change.address, "event": event})
 
-        report = apply_data(
-            self.client,
-            dataset_id,
-            change.data,
-            fields,
-            change.after["key"],
-            row_source(self.config, change.name),
-            prune=manifest.prune_data,
-            parallelism=self.options.parallelism,
-            progress=progress,
+        spec = DataSpec(fields, change.after["key"], row_source(self.config, change.name),
+                        change.data.source, manifest.prune_data)
+        report = self.provider.apply_data(
+            raw, change.data, spec, parallelism=self.options.parallelism, progress=progress,
             cache_dir=self.options.cache_dir,
         )
         return report.rows
 
-    # ------------------------------------------------------------------ helpers
-
-    def _send(self, call: Call) -> Any:
-        return self.client.request(
-            call.method, call.path, body=call.body, if_match=call.if_match, create=call.create
-        )
-
-    def _find_by_name(self, kind: Any, name: str) -> dict | None:
-        items = list(self.client.paginate(kind.collection, name=name))
-        return next((raw for raw in items if raw["name"] == name), None)
-
-    def _remember(self, change: ResourceChange, raw: dict) -> None:
-        with self._lock:
-            if change.kind == "dataset":
-                self.index.add_dataset(raw)
-            else:
-                self.index.projects[raw["id"]] = raw
-
 
 def apply_plan(
     plan: Plan,
-    client: Client,
-    index: RemoteIndex,
+    provider: Provider,
+    state: RemoteState,
     config: Any,
     options: ApplyOptions = ApplyOptions(),
     on_event: Callable[[Event], None] | None = None,
 ) -> Report:
     """Apply ``plan``; raises :class:`ApplyError` (with the report) if any step failed."""
     check_allowed(plan, options.allow_data_loss)
-    report = Applier(plan, client, index, config, options, on_event).run()
+    provider.require("plan")
+    report = Applier(plan, provider, state, config, options, on_event).run()
     if not report.ok:
         failed = report.by_status("failed")
         skipped = report.by_status("skipped")

@@ -7,16 +7,15 @@ in the comparable shape the kinds produce, so server-managed values never show u
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from deepdiff import DeepDiff
 
 from hlops.errors import PlanError
-from hlops.kinds import KINDS
-from hlops.kinds.base import RemoteIndex
 from hlops.plan import Action, AttributeChange, ResourceChange
+from hlops.provider import Actual, Kind, RemoteState, provider_class
 
 
 # The note that marks a delete made by --prune (renderers show those in a section of their own).
@@ -42,22 +41,6 @@ class Desired:
     @property
     def absent(self) -> bool:
         return self.comparable is None
-
-
-@dataclass(frozen=True)
-class Actual:
-    """One resource as read from the remote."""
-
-    kind: str
-    name: str
-    id: int
-    version: int
-    comparable: dict[str, Any]
-    raw: dict[str, Any] = field(repr=False, compare=False, hash=False)
-
-    @property
-    def address(self) -> str:
-        return f"{self.kind}/{self.name}"
 
 
 @dataclass(frozen=True)
@@ -135,14 +118,18 @@ def _split_path(dotted: str) -> tuple[str, ...]:
 def diff(
     desired: list[Desired],
     actual: list[Actual],
-    index: RemoteIndex,
+    state: RemoteState,
     options: Options = Options(),
+    kinds: Mapping[str, Kind] | None = None,
 ) -> tuple[list[ResourceChange], list[str]]:
     """The changes that take ``actual`` to ``desired``, and the unmanaged remote addresses.
 
-    Changes come in dependency order (datasets, then projects); a destroy of a dataset forces
-    the replacement of every declared project that reads it.
+    ``kinds`` are the provider's (default: the default provider's); ``state`` is only asked
+    for :meth:`~hlops.provider.RemoteState.dependents`. Changes come in dependency order
+    (kind levels); destroying a resource forces the replacement of every declared resource
+    that the state says depends on it (Humanloop: a dataset's readers).
     """
+    kinds = kinds if kinds is not None else provider_class().kinds
     remote = {a.address: a for a in actual}
     changes: dict[str, ResourceChange] = {}
     claimed: set[str] = set()  # remote addresses matched to a declaration
@@ -160,24 +147,24 @@ def diff(
             r = r or old
         if r is not None:
             claimed.add(r.address)
-        changes[d.address] = _change_for(d, r, options)
+        changes[d.address] = _change_for(d, r, options, kinds)
 
     unmanaged = sorted(a for a in remote if a not in claimed)
     for address in unmanaged:
         a = remote[address]
         owned = options.owns is not None and options.owns.owns(a.name)
         if options.prune and owned and not _filtered_out(address, options):
-            changes[address] = _delete(a, prevent=False, notes=(PRUNE_NOTE,))
+            changes[address] = _delete(a, kinds, prevent=False, notes=(PRUNE_NOTE,))
 
-    changes = _cascade_replacements(changes, index)
-    ordered = sorted(changes.values(), key=lambda c: (KINDS[c.kind].level, c.name))
+    changes = _cascade_replacements(changes, state, kinds)
+    ordered = sorted(changes.values(), key=lambda c: (kinds[c.kind].level, c.name))
     if options.targets:
         ordered = _select_targets(ordered, options.targets)
     return ordered, [a for a in unmanaged if a not in changes]
 
 
-def _change_for(d: Desired, r: Actual | None, options: Options) -> ResourceChange:
-    kind = KINDS[d.kind]
+def _change_for(d: Desired, r: Actual | None, options: Options, kinds: Mapping[str, Kind]) -> ResourceChange:
+    kind = kinds[d.kind]
     common = dict(
         kind=d.kind,
         name=d.name,
@@ -187,7 +174,7 @@ def _change_for(d: Desired, r: Actual | None, options: Options) -> ResourceChang
     if options.destroy or d.absent:
         if r is None:
             return ResourceChange(action=Action.NOOP, notes=("already absent",), **common)
-        return _delete(r, prevent=d.prevent_destroy, source=d.source)
+        return _delete(r, kinds, prevent=d.prevent_destroy, source=d.source)
     if r is None:
         return ResourceChange(
             action=Action.CREATE,
@@ -223,13 +210,14 @@ def _change_for(d: Desired, r: Actual | None, options: Options) -> ResourceChang
     )
 
 
-def _delete(r: Actual, prevent: bool, source: str | None = None, notes: tuple[str, ...] = ()) -> ResourceChange:
+def _delete(r: Actual, kinds: Mapping[str, Kind], prevent: bool, source: str | None = None,
+            notes: tuple[str, ...] = ()) -> ResourceChange:
     return ResourceChange(
         kind=r.kind,
         name=r.name,
         action=Action.DELETE,
         before=r.comparable,
-        data_loss=tuple(KINDS[r.kind].loss(r.raw)),
+        data_loss=tuple(kinds[r.kind].loss(r.raw)),
         remote_id=r.id,
         remote_version=r.version,
         prevent_destroy=prevent,
@@ -240,24 +228,26 @@ def _delete(r: Actual, prevent: bool, source: str | None = None, notes: tuple[st
 
 def _cascade_replacements(
     changes: dict[str, ResourceChange],
-    index: RemoteIndex,
+    state: RemoteState,
+    kinds: Mapping[str, Kind],
 ) -> dict[str, ResourceChange]:
-    """A dataset that is deleted or replaced takes its field ids with it: every project that
-    reads it is replaced too (or, if the project is being deleted anyway, just deleted)."""
+    """A resource that is deleted or replaced takes with it what depends on it (a dataset
+    its field ids): every such resource is replaced too (or, if it is being deleted anyway,
+    just deleted)."""
     out = dict(changes)
-    project_by_id = {
-        c.remote_id: a for a, c in changes.items() if c.kind == "project" and c.remote_id is not None
+    address_by_id = {
+        (c.kind, c.remote_id): a for a, c in changes.items() if c.remote_id is not None
     }
     for change in changes.values():
-        if change.kind != "dataset" or not change.destroys or change.remote_id is None:
+        if not change.destroys or change.remote_id is None:
             continue
         how = "replaced" if change.action == Action.REPLACE else "deleted"
-        for raw in index.readers_of(change.remote_id):
-            address = project_by_id.get(raw["id"])
+        for kind, raw in state.dependents(change.kind, change.remote_id):
+            address = address_by_id.get((kind, raw["id"]))
             if address is None:
                 raise PlanError(
-                    f"{change.address} would be {how}, but project {raw['name']!r}, which no "
-                    "manifest declares, reads it; declare that project (or delete it) first"
+                    f"{change.address} would be {how}, but {kind} {raw['name']!r}, which no "
+                    f"manifest declares, reads it; declare that {kind} (or delete it) first"
                 )
             current = out[address]
             if current.action in (Action.DELETE, Action.REPLACE):
@@ -267,9 +257,9 @@ def _cascade_replacements(
                     "action": Action.REPLACE,
                     "replace_reasons": (
                         *current.replace_reasons,
-                        f"it reads dataset {change.name!r}, which is {how}",
+                        f"it reads {change.kind} {change.name!r}, which is {how}",
                     ),
-                    "data_loss": tuple(KINDS["project"].loss(raw)),
+                    "data_loss": tuple(kinds[kind].loss(raw)),
                 }
             )
     return out

@@ -16,7 +16,8 @@
     │   ├── StalePlanError          a saved plan whose resources changed since it was made
     │   ├── DataLossRefused         the plan destroys data and --allow-data-loss was not given
     │   └── PreventDestroyError     the plan destroys a resource with prevent_destroy
-    └── ApplyError                  an apply that finished with failed steps (has the report)
+    ├── ApplyError                  an apply that finished with failed steps (has the report)
+    └── Unsupported                 a command the configured provider does not support
 
 Messages never contain an API key or a datapoint's content (the tests grep for canaries).
 """
@@ -165,3 +166,7 @@ def _detail_text(detail: Any) -> str:
         more = f" (and {len(detail) - 5} more)" if len(detail) > 5 else ""
         return "; ".join(parts) + more
     return str(detail)
+
+
+class Unsupported(HlopsError):
+    """A command (or option) the configured provider does not support; says what instead."""

@@ -383,9 +383,23 @@ def load(paths: str | Path | Iterable[str | Path], *, check_data: bool = True,
 
     _read_guidelines(config, problems)
     _resolve_data(config, problems, check_data)
+    problems += _provider_problems(config)
     if problems:
         raise ManifestError(_unique(problems))
     return config
+
+
+def _provider_problems(config: Config) -> list[Problem]:
+    """What the provider hlops.yaml names cannot represent, at the manifests' lines."""
+    from hlops.provider import provider_class
+
+    def locate(manifest_kind: str, name: str, at: tuple = ()) -> tuple[str, int, int]:
+        doc = config._docs.get((manifest_kind, name))
+        if doc is None:
+            return ("", 0, 0)
+        return (doc.display, *point(doc.src, tuple(at)))
+
+    return list(provider_class(config.settings.provider).validate(config, locate))
 
 
 def _names_in(path: Path) -> set[str]:

@@ -517,6 +517,11 @@ class Ownership(_Model):
 class Settings(_Model):
     """`hlops.yaml` at the root of a manifest tree (not a manifest: it has no `kind`)."""
 
+    provider: str = Field(
+        "humanloop",
+        description="The backend these manifests are applied to (a registered provider: "
+        "see docs/providers.md); default humanloop.",
+    )
     base_url: str | None = Field(
         None,
         description="The API's base URL; HLOPS_BASE_URL and --base-url override it.",
@@ -529,6 +534,22 @@ class Settings(_Model):
     parallelism: int | None = Field(
         None, ge=1, le=64, description="How many API calls apply runs at once (1-64)."
     )
+
+    @field_validator("provider")
+    @classmethod
+    def _provider(cls, value: str) -> str:
+        from hlops.provider import PROVIDERS
+
+        if value not in PROVIDERS:
+            close = nearest(value, sorted(PROVIDERS))
+            hint = f" — did you mean {close[0]!r}?" if close else ""
+            message = f"unknown provider {value!r}{hint} (known: {', '.join(sorted(PROVIDERS))})"
+            raise PydanticCustomError(
+                "hlops",
+                message.replace("{", "{{").replace("}", "}}"),
+                {"at": ()},
+            )
+        return value
 
     @field_validator("base_url")
     @classmethod

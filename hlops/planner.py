@@ -1,7 +1,8 @@
 """Build a Plan: manifests + one read of the remote (+ datapoint digests) -> frozen Plan.
 
 This is the orchestration of the pure pieces: :func:`desired_state` (manifests -> comparable
-shapes), :func:`hlops.remote.read`, :func:`hlops.diff.diff`, and :func:`hlops.data.plan_data`
+shapes, through the provider's kinds), :meth:`Provider.read <hlops.provider.Provider.read>`,
+:func:`hlops.diff.diff`, and :meth:`Provider.plan_data <hlops.provider.Provider.plan_data>`
 for every dataset with data.
 """
 
@@ -13,12 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from hlops import __version__
-from hlops.client import Client
 from hlops.diff import Desired, Options, diff
 from hlops.errors import HlopsError
-from hlops.kinds import DATASET, PROJECT
 from hlops.plan import Action, Plan, ResourceChange
-from hlops.remote import RemoteState, read
+from hlops.provider import DataSpec, Kind, Provider, RemoteState, provider_class
 
 
 # Data files at least this big are checked after the remote's resources are read (their
@@ -50,11 +49,20 @@ class _Context:
         return self.config.guidelines(project_name)
 
 
-def desired_state(config: Any) -> list[Desired]:
-    """Every declared resource in the comparable shape of its kind."""
+def kinds_of(config: Any) -> Any:
+    """The kinds of the provider ``hlops.yaml`` names (no connection needed)."""
+    return provider_class(config.settings.provider).kinds
+
+
+def desired_state(config: Any, kinds: Any = None) -> list[Desired]:
+    """Every declared resource in the comparable shape of its kind (``kinds``: the
+    provider's, by default the one ``hlops.yaml`` names)."""
+    kinds = kinds if kinds is not None else kinds_of(config)
     context = _Context(config)
     out = []
-    for kind, manifests in ((DATASET, config.datasets), (PROJECT, config.projects)):
+    dataset: Kind = kinds["dataset"]
+    project: Kind = kinds["project"]
+    for kind, manifests in ((dataset, config.datasets), (project, config.projects)):
         for manifest in manifests.values():
             present = manifest.ensure == "present"
             loc = config.location(kind.manifest_kind, manifest.name)
@@ -81,7 +89,7 @@ def dataset_renames(config: Any) -> dict[str, str]:
 
 
 def build_plan(
-    config: Any, client: Client, options: PlanOptions = PlanOptions()
+    config: Any, provider: Provider, options: PlanOptions = PlanOptions()
 ) -> tuple[Plan, RemoteState]:
     """The plan that takes the remote to the manifests, and the remote state it was built on.
 
@@ -91,34 +99,36 @@ def build_plan(
     resources are read, so that one whose bytes its dataset's ``last_applied`` record
     vouches for is not read at all. When the remote cannot be read, the big files are
     checked before the error is raised (a broken file is reported first)."""
+    provider.require("plan")
     check = not options.destroy
     big = {name for name in config.datasets if _big(config.data_path(name))}
     if check:
         check_data(config, options.cache_dir, which=lambda name: name not in big)
-    desired = desired_state(config)
+    desired = desired_state(config, provider.kinds)
     try:
-        state = read(client, dataset_renames(config))
+        state = provider.read(dataset_renames(config))
     except HlopsError:
         if check:
             check_data(config, options.cache_dir, which=big.__contains__)
         raise
     if check:
-        check_data(config, options.cache_dir, state, which=big.__contains__)
+        check_data(config, options.cache_dir, state, which=big.__contains__, provider=provider)
     changes, unmanaged = diff(
         desired,
         state.actual(),
-        state.index,
+        state,
         Options(
             prune=options.prune,
             destroy=options.destroy,
             owns=config.settings.owns,
             targets=options.targets,
         ),
+        kinds=provider.kinds,
     )
-    changes = [_with_data(change, config, client, state, options) for change in changes]
+    changes = [_with_data(change, config, provider, state, options) for change in changes]
     plan = Plan(
         hlops_version=__version__,
-        base_url=client.base_url,
+        base_url=provider.target,
         changes=tuple(changes),
         unmanaged=tuple(unmanaged),
         prune=options.prune,
@@ -157,12 +167,13 @@ def _big(path: Path | None) -> bool:
 
 
 def check_data(config: Any, cache_dir: Path | None, state: RemoteState | None = None,
-               which: Callable[[str], bool] = lambda name: True) -> None:
+               which: Callable[[str], bool] = lambda name: True, provider: Provider | None = None) -> None:
     """Check the data of every dataset that declares some (and that ``which`` selects by
     name); ManifestError with every problem of every file (no
-    network). With the remote ``state``, a data file whose bytes its dataset's
-    ``last_applied`` record vouches for is left alone (it passed these checks)."""
-    from hlops.data import prepare, vouched
+    network). With the remote ``state`` (and its ``provider``), a data file whose bytes the
+    provider says were applied as they are (Humanloop: the dataset's ``last_applied``
+    record) is left alone (it passed these checks)."""
+    from hlops.data import prepare
     from hlops.datafile import row_source
     from hlops.errors import ManifestError
 
@@ -172,8 +183,13 @@ def check_data(config: Any, cache_dir: Path | None, state: RemoteState | None = 
             continue
         rows, source = row_source(config, name), _relative(config.data_path(name))
         fields, key = manifest.field_types(), manifest.key
-        if state is not None and vouched(_last_applied(state, manifest), fields, key, rows, source):
-            continue
+        if state is not None and provider is not None:
+            spec = DataSpec(fields, key, rows, source, manifest.prune_data)
+            name_read = manifest.name
+            if state.by_name("dataset", name_read) is None and manifest.renamed_from:
+                name_read = manifest.renamed_from
+            if provider.data_vouched(state, name_read, spec):
+                continue
         try:
             prepare(fields, key, rows, source=source, cache_dir=cache_dir)
         except ManifestError as exc:
@@ -182,18 +198,10 @@ def check_data(config: Any, cache_dir: Path | None, state: RemoteState | None = 
         raise ManifestError(problems)
 
 
-def _last_applied(state: RemoteState, manifest: Any) -> Any:
-    raw = state.by_name("dataset", manifest.name)
-    if raw is None and manifest.renamed_from:
-        raw = state.by_name("dataset", manifest.renamed_from)
-    return (raw or {}).get("last_applied")
-
-
 def _with_data(
-    change: ResourceChange, config: Any, client: Client, state: RemoteState, options: PlanOptions
+    change: ResourceChange, config: Any, provider: Provider, state: RemoteState, options: PlanOptions
 ) -> ResourceChange:
     """Attach the datapoint diff of a dataset that declares data."""
-    from hlops.data import plan_data
     from hlops.datafile import row_source
 
     if change.kind != "dataset" or change.action == Action.DELETE or change.after is None:
@@ -202,21 +210,13 @@ def _with_data(
     if manifest.data is None:
         return change
     exists = change.action in (Action.UPDATE, Action.NOOP) and change.remote_id is not None
-    raw = state.index.datasets.get(change.remote_id) if exists else None
+    raw = state.get("dataset", change.remote_id) if exists else None
     fields = {name: spec["data_type"] for name, spec in change.after["fields"].items()}
-    data = plan_data(
-        client if exists else None,
-        change.remote_id if exists else None,
-        (raw or {}).get("datapoint_count", 0),
-        fields,
-        change.after["key"],
-        row_source(config, change.name),
-        prune=manifest.prune_data,
-        show_data=options.show_data,
-        source=_relative(config.data_path(change.name)),
-        cache_dir=options.cache_dir,
-        last_applied=(raw or {}).get("last_applied"),
+    spec = DataSpec(
+        fields, change.after["key"], row_source(config, change.name),
+        _relative(config.data_path(change.name)), manifest.prune_data,
     )
+    data = provider.plan_data(raw, spec, show_data=options.show_data, cache_dir=options.cache_dir)
     update: dict[str, Any] = {"data": data}
     if change.action == Action.NOOP and data.has_changes:
         update["action"] = Action.UPDATE

@@ -43,14 +43,12 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from hlops import canonical
-from hlops.client import Client
 from hlops.diff import apply_ignore_changes
 from hlops.errors import HlopsError, PlanError
-from hlops.kinds import KINDS
 from hlops.manifest import Config, display_path, load
 from hlops.models import Ownership
 from hlops.planner import dataset_renames, desired_state
-from hlops.remote import RemoteState, read
+from hlops.provider import DataSpec, Provider, RemoteState
 from hlops.writeback import (
     Context,
     detect_indent,
@@ -62,7 +60,6 @@ from hlops.writeback import (
 )
 
 INLINE_ROWS = 50  # inline `data:` that grows past this many rows moves to a data file
-PAGE = 10_000
 
 
 @dataclass
@@ -232,9 +229,8 @@ def slug(name: str) -> str:
 # --------------------------------------------------------------------------- datapoints
 
 
-def _remote_rows(client: Client, dataset_id: int) -> Iterator[dict[str, Any]]:
-    for item in client.paginate(f"/datasets/{dataset_id}/datapoints", limit=PAGE):
-        yield item["data"]
+def _remote_rows(provider: Provider, raw: dict) -> Iterator[dict[str, Any]]:
+    return provider.remote_rows(raw)
 
 
 def _ordered(row: dict[str, Any], fields: list[str]) -> dict[str, Any]:
@@ -245,11 +241,11 @@ def _jsonl_line(row: dict[str, Any]) -> bytes:
     return orjson.dumps(row) + b"\n"
 
 
-def _stream_new(client: Client, dataset_id: int, fields: list[str]) -> Callable[[Path], int]:
+def _stream_new(provider: Provider, raw: dict, fields: list[str]) -> Callable[[Path], int]:
     def write(path: Path) -> int:
         n = 0
         with path.open("wb") as out:
-            for row in _remote_rows(client, dataset_id):
+            for row in _remote_rows(provider, raw):
                 out.write(_jsonl_line(_ordered(row, fields)))
                 n += 1
         return n
@@ -260,10 +256,10 @@ def _stream_new(client: Client, dataset_id: int, fields: list[str]) -> Callable[
 class _RemoteRows:
     """The remote datapoints of one dataset, by key (or hash), in id order."""
 
-    def __init__(self, client: Client, dataset_id: int, fields: dict[str, str], key: str | None):
+    def __init__(self, provider: Provider, raw: dict, fields: dict[str, str], key: str | None):
         self.rows: dict[str, list[tuple[str, bytes]]] = {}
         names = list(fields)
-        for row in _remote_rows(client, dataset_id):
+        for row in _remote_rows(provider, raw):
             h = canonical.row_hash(row)
             k = canonical.key_text(row, key, h) or h
             self.rows.setdefault(k, []).append((h, orjson.dumps(_ordered(row, names))))
@@ -403,8 +399,9 @@ def _cell(value: Any) -> str:
 
 
 class _Puller:
-    def __init__(self, client: Client, state: RemoteState, data: bool, cache_dir: Path | None):
-        self.client = client
+    def __init__(self, provider: Provider, state: RemoteState, data: bool, cache_dir: Path | None):
+        self.provider = provider
+        self.kinds = provider.kinds
         self.state = state
         self.data = data
         self.cache_dir = cache_dir
@@ -414,7 +411,7 @@ class _Puller:
     # ---------------------------------------------------------------- declared
 
     def refresh(self, config: Config) -> None:
-        desired = desired_state(config)
+        desired = desired_state(config, self.kinds)
         for d in desired:
             model = (config.datasets if d.kind == "dataset" else config.projects)[d.name]
             raw = self.state.by_name(d.kind, d.name)
@@ -429,7 +426,7 @@ class _Puller:
                     f"{d.address}: declared `ensure: absent` but it exists remotely; left as declared (apply deletes it)"
                 )
                 continue
-            remote = KINDS[d.kind].actual(raw, self.state.index)
+            remote = self.state.comparable(d.kind, raw)
             remote["name"] = d.name  # the declared name stays (a pending rename is kept)
             target = apply_ignore_changes(remote, d.comparable, d.ignore_changes)
             touched = False
@@ -437,7 +434,7 @@ class _Puller:
                 self._update(config, d, model, target)
                 touched = True
                 if d.kind == "project":
-                    for ref in sorted(KINDS["project"].depends_on(target)):
+                    for ref in sorted(self.kinds["project"].depends_on(target)):
                         if ref.partition("/")[2] not in config.datasets:
                             self.report.warnings.append(
                                 f"{d.address} now reads {ref}, which no manifest declares: write it with "
@@ -448,7 +445,7 @@ class _Puller:
             (self.report.resources if touched else self.report.unchanged).append(d.address)
 
     def _update(self, config: Config, d: Any, model: Any, target: dict[str, Any]) -> None:
-        manifest_kind = KINDS[d.kind].manifest_kind
+        manifest_kind = self.kinds[d.kind].manifest_kind
         path = config.source_file(manifest_kind, d.name)
         where = config.location(manifest_kind, d.name)
         yf = self.files.manifest(path)
@@ -467,17 +464,13 @@ class _Puller:
         self.report.warnings += [f"{d.address}: {w}" for w in edits.warnings]
 
     def _refresh_data(self, config: Config, name: str, raw: dict, target: dict[str, Any]) -> bool:
-        from hlops.data import plan_data
         from hlops.datafile import row_source
 
         fields = {n: spec["data_type"] for n, spec in target["fields"].items()}
         key = target["key"]
         path = config.data_path(name)
-        change = plan_data(
-            self.client, raw["id"], raw.get("datapoint_count", 0), fields, key, row_source(config, name),
-            prune=True, source=display_path(path) if path else None, cache_dir=self.cache_dir,
-            last_applied=raw.get("last_applied"),
-        )
+        spec = DataSpec(fields, key, row_source(config, name), display_path(path) if path else None, True)
+        change = self.provider.plan_data(raw, spec, cache_dir=self.cache_dir)
         if not (change.add or change.change or change.remove):
             return False
         summary = (
@@ -496,7 +489,7 @@ class _Puller:
                 first = first[:-1] + handle.readline()
 
         def rows() -> Iterator[tuple[bytes, bytes | None]]:
-            remote = _RemoteRows(self.client, raw["id"], fields, key)
+            remote = _RemoteRows(self.provider, raw, fields, key)
             return _merged(remote, _local(path, fmt, fields, key, config, name))
 
         self.files.data_file(path, _writer(fmt, rows, fields, first), summary, change.remote_rows)
@@ -507,14 +500,14 @@ class _Puller:
         where = config.location("Dataset", name)
         yf = self.files.manifest(manifest_path)
         doc = yf.doc_at(where.line, where.col)
-        rows = [_ordered(r, list(fields)) for r in _remote_rows(self.client, raw["id"])]
+        rows = [_ordered(r, list(fields)) for r in _remote_rows(self.provider, raw)]
         if len(rows) <= INLINE_ROWS:
             doc["data"] = CommentedSeq([flow_map({k: _yaml_value(v) for k, v in r.items()}) for r in rows])
             yf.sensitive = True
         else:
             data_path = self.files.unique(manifest_path.parent / "data", slug(name), ".jsonl")
             doc["data"] = os.path.relpath(data_path, manifest_path.parent)
-            self.files.data_file(data_path, _stream_new(self.client, raw["id"], list(fields)), summary, len(rows))
+            self.files.data_file(data_path, _stream_new(self.provider, raw, list(fields)), summary, len(rows))
         yf.what.append(summary)
 
     # ---------------------------------------------------------------- new files
@@ -528,24 +521,25 @@ class _Puller:
             if kind != "project":
                 continue
             raw = self.state.by_name("project", name)
-            comparable = KINDS["project"].actual(raw, self.state.index)
-            for ref in KINDS["project"].depends_on(comparable):
+            comparable = self.state.comparable("project", raw)
+            for ref in self.kinds["project"].depends_on(comparable):
                 if ref not in declared and ref not in wanted:
                     wanted.insert(0, ref)
                     self.report.warnings.append(f"also writing {ref}, which {address} reads")
         for address in wanted:
             kind, _, name = address.partition("/")
             raw = self.state.by_name(kind, name)
-            comparable = KINDS[kind].actual(raw, self.state.index)
+            comparable = self.state.comparable(kind, raw)
             path = self.files.unique(directory, slug(name), ".yaml")
             data_ref = guidelines_ref = None
-            if kind == "dataset" and self.data and raw.get("datapoint_count"):
+            count = self.provider.row_count(raw) if kind == "dataset" else 0
+            if kind == "dataset" and self.data and count:
                 fields = list(comparable["fields"])
                 data_path = self.files.unique(directory / "data", slug(name), ".jsonl")
                 data_ref = os.path.relpath(data_path, directory)
                 self.files.data_file(
-                    data_path, _stream_new(self.client, raw["id"], fields),
-                    f"datapoints of {address}: {raw['datapoint_count']:,} rows", raw["datapoint_count"],
+                    data_path, _stream_new(self.provider, raw, fields),
+                    f"datapoints of {address}: {count:,} rows", count,
                 )
             if kind == "project" and guidelines_need_file(comparable["guidelines"]):
                 g_path = self.files.unique(directory, slug(name), ".md")
@@ -584,12 +578,12 @@ def _remote_addresses(state: RemoteState, owns: Ownership, declared: set[tuple[s
     """``kind/name`` of the remote resources not in ``declared`` (only those ``owns`` owns,
     when it names any): datasets first, each kind in the remote's order."""
     out = []
-    for kind, items in (("dataset", state.index.datasets), ("project", state.index.projects)):
-        for raw in items.values():
-            if (kind, raw["name"]) in declared:
+    for kind in ("dataset", "project"):
+        for name in state.names(kind):
+            if (kind, name) in declared:
                 continue
-            if owns.empty or owns.owns(raw["name"]):
-                out.append(f"{kind}/{raw['name']}")
+            if owns.empty or owns.owns(name):
+                out.append(f"{kind}/{name}")
     return out
 
 
@@ -602,7 +596,7 @@ def _owned_undeclared(config: Config, state: RemoteState) -> list[str]:
 
 def pull(
     config: Config,
-    client: Client,
+    provider: Provider,
     *,
     paths: list[Path] | None = None,
     undeclared: bool = False,
@@ -611,8 +605,9 @@ def pull(
     cache_dir: Path | None = None,
 ) -> PullReport:
     """Refresh the manifests of ``config`` from the remote (see the module docstring)."""
-    state = read(client, dataset_renames(config))
-    puller = _Puller(client, state, data, cache_dir)
+    provider.require("pull")
+    state = provider.read(dataset_renames(config))
+    puller = _Puller(provider, state, data, cache_dir)
     puller.refresh(config)
     if undeclared:
         extra = _owned_undeclared(config, state)
@@ -621,12 +616,12 @@ def pull(
             puller.write_new(extra, config.root, declared)
     report = puller.finish(dry_run)
     if not dry_run and report.changed:
-        report.warnings += verify(paths or [config.root], client)
+        report.warnings += verify(paths or [config.root], provider)
     return report
 
 
 def pull_all(
-    client: Client,
+    provider: Provider,
     directory: Path,
     *,
     owns: Ownership | None = None,
@@ -641,17 +636,18 @@ def pull_all(
     if has_manifests(directory):
         raise PlanError(f"{display_path(directory)} already holds manifests: `hlops pull --all` refreshes them "
                         "and adds what they do not declare")
-    state = read(client)
-    puller = _Puller(client, state, data, None)
+    provider.require("pull")
+    state = provider.read()
+    puller = _Puller(provider, state, data, None)
     puller.write_new(_remote_addresses(state, owns or Ownership(), set()), directory, set())
     report = puller.finish(dry_run)
     if not dry_run and report.changed:
-        report.warnings += verify([directory], client)
+        report.warnings += verify([directory], provider)
     return report
 
 
 def import_resources(
-    client: Client,
+    provider: Provider,
     addresses: list[str],
     directory: Path,
     *,
@@ -664,24 +660,25 @@ def import_resources(
     ``tree`` (default ``directory``) is the manifest tree they join: what it already
     declares is refused (use :func:`pull`), and a project's datasets it declares are not
     written again."""
-    state = read(client)
+    provider.require("import")
+    state = provider.read()
     tree = tree or directory
     declared = declared_names(tree) if has_manifests(tree) else set()
     problems = []
     for address in addresses:
         kind, sep, name = address.partition("/")
-        if not sep or kind not in KINDS:
+        if not sep or kind not in provider.kinds:
             problems.append(f"{address!r} is not KIND/NAME (kinds: dataset, project)")
         elif address in declared:
             problems.append(f"{address} is already declared in {display_path(tree)}; refresh it with `hlops pull`")
         elif state.by_name(kind, name) is None:
-            names = sorted(raw["name"] for raw in (state.index.datasets if kind == "dataset" else state.index.projects).values())
+            names = sorted(state.names(kind))
             close = difflib.get_close_matches(name, names, n=1)
             hint = f" — did you mean {kind}/{close[0]}?" if close else ""
             problems.append(f"{address} does not exist remotely{hint}")
     if problems:
         raise PlanError("; ".join(problems))
-    puller = _Puller(client, state, data, None)
+    puller = _Puller(provider, state, data, None)
     puller.write_new(addresses, directory, declared)
     report = puller.finish(dry_run)
     if not dry_run and report.changed:
@@ -689,7 +686,7 @@ def import_resources(
             paths = [tree]
         else:
             paths = [tree, directory] if has_manifests(tree) else [directory]
-        report.warnings += verify(paths, client)
+        report.warnings += verify(paths, provider)
     return report
 
 
@@ -726,22 +723,22 @@ def has_manifests(path: Path) -> bool:
     )
 
 
-def verify(paths: list[Path], client: Client) -> list[str]:
+def verify(paths: list[Path], provider: Provider) -> list[str]:
     """Load the tree again and compare what it declares with the remote: what a pull wrote
     must read back as the remote (datapoints excepted: written from the remote rows)."""
     try:
         config = load(paths)
     except HlopsError as exc:
         return [f"the manifests written do not load: {str(exc).splitlines()[0]}"]
-    state = read(client, dataset_renames(config))
+    state = provider.read(dataset_renames(config))
     out = []
-    for d in desired_state(config):
+    for d in desired_state(config, provider.kinds):
         if d.absent:
             continue
         raw = state.by_name(d.kind, d.name) or (state.by_name(d.kind, d.renamed_from) if d.renamed_from else None)
         if raw is None:
             continue
-        remote = KINDS[d.kind].actual(raw, state.index)
+        remote = state.comparable(d.kind, raw)
         remote["name"] = d.name
         target = apply_ignore_changes(remote, d.comparable, d.ignore_changes)
         if target != d.comparable:

@@ -10,7 +10,7 @@ changed keeps its comments, quotes, flow or block style and key order:
   what it declares, attribute by attribute and entry by entry (a field, an input, an output,
   a label, a user), and keeps the form written where it can still say the new value.
 
-Which values differ is decided on the comparable shapes (:mod:`hlops.kinds`), never on YAML
+Which values differ is decided on the comparable shapes (the provider's kinds), never on YAML
 text, so short forms, ``${VAR}`` references and ordering never count as differences; a value
 that really changes is written in place of the old one (an interpolated ``${VAR}`` replaced
 this way is reported). Strings are escaped for the loader's interpolation (``${`` is written

@@ -93,8 +93,9 @@ def target_addresses(ctx: click.Context, param: click.Parameter, values: tuple[s
     """``--target KIND/NAME``, checked before anything is read: a typo costs no API call."""
     if not values:
         return values
-    from hlops.kinds import KINDS
+    from hlops.models import KINDS as MANIFEST_KINDS
 
+    KINDS = {k.lower() for k in MANIFEST_KINDS}  # addresses are "kind/name", kind in lower case
     for value in values:
         kind, sep, name = value.partition("/")
         if not sep or kind not in KINDS or not name.strip():

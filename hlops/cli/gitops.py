@@ -64,7 +64,7 @@ def pull_command(paths, undeclared, no_data, dry_run, as_json, no_color, local, 
     else:
         config = api.load(paths)
         with open_connection(local, base_url, api_key, config.settings) as conn:
-            report = pull(config, conn.client, paths=paths, undeclared=undeclared, data=not no_data, dry_run=dry_run, cache_dir=_cache_dir())
+            report = pull(config, conn.provider, paths=paths, undeclared=undeclared, data=not no_data, dry_run=dry_run, cache_dir=_cache_dir())
     _print_report(report, as_json, no_color, "pull")
     sys.exit(EXIT_DIFFERENT if dry_run and report.changed else EXIT_SAME)
 
@@ -80,7 +80,7 @@ def _pull_into_empty(directory: Path, no_data: bool, dry_run: bool, local, base_
         raise ManifestError([Problem(display_path(directory), 0, 0, "not a directory: `hlops pull --all` writes manifests into a directory")])
     settings = load_settings(directory) if directory.is_dir() else None
     with open_connection(local, base_url, api_key, settings) as conn:
-        return pull_all(conn.client, directory, owns=settings.owns if settings else None,
+        return pull_all(conn.provider, directory, owns=settings.owns if settings else None,
                         data=not no_data, dry_run=dry_run)
 
 
@@ -110,7 +110,7 @@ def import_command(addresses, directory, tree, no_data, dry_run, as_json, no_col
         except ManifestError:
             pass
     with open_connection(local, base_url, api_key, settings) as conn:
-        report = import_resources(conn.client, list(addresses), directory, tree=tree, data=not no_data, dry_run=dry_run)
+        report = import_resources(conn.provider, list(addresses), directory, tree=tree, data=not no_data, dry_run=dry_run)
     _print_report(report, as_json, no_color, "import")
     sys.exit(EXIT_SAME)
 
@@ -179,6 +179,7 @@ def drift_command(paths, as_json, markdown, markdown_dir, no_color, local, base_
     paths = _paths(paths)
     config = api.load(paths)
     with open_connection(local, base_url, api_key, config.settings) as conn:
+        conn.provider.require("drift")
         result = api.plan(config, conn, manifests=paths)
     owns = config.settings.owns
     owned = [a for a in result.plan.unmanaged if not owns.empty and owns.owns(a.split("/", 1)[1])]

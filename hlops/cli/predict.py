@@ -1,7 +1,7 @@
 """`hlops predict`, `hlops export`, `hlops annotations import|summary`: the seed's steps 4
 and 5 (models trained from annotations, the labelled data), see docs/models.md.
 
-Arguments and files are checked before any API call; the work is in :mod:`hlops.labelled`.
+Arguments and files are checked before any API call (:mod:`hlops.labelfiles`); the work is the provider's (:class:`hlops.provider.Labelled`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,12 @@ MAX_TEXT_COLUMN = 60
 
 def _connect(local: bool, base_url: str | None, api_key: str | None) -> Any:
     return open_connection(local, base_url, api_key)
+
+
+def _labelled(conn: Any, capability: str) -> Any:
+    """The provider's labelled-data operations, after checking it supports ``capability``."""
+    conn.provider.require(capability)
+    return conn.provider.labelled()
 
 
 def _bar(total: int | None, desc: str, unit: str) -> Any:
@@ -51,7 +57,7 @@ def predict_command(project, texts, input_file, input_name, n_best, as_json, wai
 
     A model trains once each output has 10 annotated datapoints; before that this fails with
     what is missing."""
-    from hlops import labelled
+    from hlops import labelfiles
 
     if bool(texts) == bool(input_file):
         raise click.UsageError("give --text (one or more) or --input FILE")
@@ -60,12 +66,12 @@ def predict_command(project, texts, input_file, input_name, n_best, as_json, wai
     lines: list[int] | None = None
     rows: list[dict] = []
     if input_file:
-        numbered = labelled.read_input_rows(input_file)
+        numbered = labelfiles.read_input_rows(input_file)
         lines = [line for line, _ in numbered]
         rows = [row for _, row in numbered]
     with _connect(local, base_url, api_key) as conn:
-        client = conn.client
-        proj = labelled.find_project(client, project)
+        labelled = _labelled(conn, "predict")
+        proj = labelled.find_project(project)
         shown = input_name or labelled.default_input(proj)
         if texts:
             if shown not in {i["name"] for i in proj["inputs"]}:
@@ -80,8 +86,8 @@ def predict_command(project, texts, input_file, input_name, n_best, as_json, wai
                     click.echo("Waiting for the model to train on the latest annotations...", err=True)
                     said.append(True)
 
-            labelled.wait_for_models(client, proj["id"], on_wait=waiting)
-        answer = labelled.predict(client, proj, rows, n_best, lines=lines, source=str(input_file or ""))
+            labelled.wait_for_models(proj, on_wait=waiting)
+        answer = labelled.predict(proj, rows, n_best, lines=lines, source=str(input_file or ""))
     if as_json:
         import orjson
 
@@ -148,19 +154,20 @@ def export_command(project, out, fmt, local, base_url, api_key):
     """Download the labelled data of PROJECT: every annotated datapoint with its inputs and
     outputs (`{datapoint_id, inputs, outputs}`; in a CSV a column per input and output,
     lists as JSON)."""
-    from hlops import labelled
+    from hlops import labelfiles
 
-    fmt = labelled.export_format(out, fmt)
+    fmt = labelfiles.export_format(out, fmt)
     to_stdout = str(out) == "-"
     with _connect(local, base_url, api_key) as conn:
-        proj = labelled.find_project(conn.client, project)
+        labelled = _labelled(conn, "export")
+        proj = labelled.find_project(project)
         total = None
         if sys.stderr.isatty():
-            total = labelled.summary(conn.client, proj["id"])["annotated_datapoints"]
+            total = labelled.summary(proj)["annotated_datapoints"]
         bar = _bar(total, "export", "rows")
         try:
             n = labelled.export(
-                conn.client, proj, None if to_stdout else out, fmt,
+                proj, None if to_stdout else out, fmt,
                 progress=(lambda done: bar.update(done - bar.n)) if bar is not None else None,
                 stdout=sys.stdout.buffer,
             )
@@ -193,23 +200,23 @@ def import_command(project, file, workers, local, base_url, api_key):
     (classification), a list of labels (multilabel) or a list of {start, end, label} spans
     (tagging). The file is checked in full before anything is written (a datapoint named twice
     for one output is refused); an import replaces a datapoint's earlier annotation."""
-    from hlops import labelled
+    from hlops import labelfiles
 
-    source, rows = labelled.read_annotations(file)
+    source, rows = labelfiles.read_annotations(file)
     with _connect(local, base_url, api_key) as conn:
-        client = conn.client
-        proj = labelled.find_project(client, project)
-        resolved = labelled.resolve_annotations(client, proj, source, rows)
+        labelled = _labelled(conn, "annotations")
+        proj = labelled.find_project(project)
+        resolved = labelled.resolve_annotations(proj, source, rows)
         bar = _bar(len(resolved), "import", "rows")
         try:
             report = labelled.import_annotations(
-                client, proj, source, resolved, workers=workers,
+                proj, source, resolved, workers=workers,
                 progress=(lambda done: bar.update(done - bar.n)) if bar is not None else None,
             )
         finally:
             if bar is not None:
                 bar.close()
-        found = labelled.summary(client, proj["id"])
+        found = labelled.summary(proj)
     n = report.imported
     click.echo(f"Imported {plural(n, 'annotation')} ({plural(len(report.datapoints), 'datapoint')}) into {project!r}; "
                f"skipped {plural(len(report.skipped), 'row')}.")
@@ -228,10 +235,9 @@ def import_command(project, file, workers, local, base_url, api_key):
 @connection_options
 def summary_command(project, as_json, local, base_url, api_key):
     """Annotation counts of PROJECT per output, and the state of each output's model."""
-    from hlops import labelled
-
     with _connect(local, base_url, api_key) as conn:
-        found = labelled.summary(conn.client, labelled.find_project(conn.client, project)["id"])
+        labelled = _labelled(conn, "annotations")
+        found = labelled.summary(labelled.find_project(project))
     if as_json:
         import orjson
 

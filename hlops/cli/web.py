@@ -21,11 +21,11 @@ def users_group() -> None:
 def token_command(email, local, base_url, api_key):
     """Issue a personal token for EMAIL (listed in a project's users): it signs in to the
     annotation web app. The token is printed on stdout once; a new one replaces the last."""
-    from hlops import webapp
+    from hlops import api
 
     with open_connection(local, base_url, api_key) as conn:
-        found = webapp.issue_token(conn.client, email)
-        where = webapp.sign_in_url(conn.client)
+        found = api.user_token(conn, email)
+        where = api.sign_in_url(conn)
     projects = ", ".join(f"{p['name']} ({p['role']})" for p in found["projects"])
     click.echo(f"Token for {found['email']}, who works on: {projects}.", err=True)
     click.echo(f"Sign in at {where}" + (" (while `hlops open --local` runs)" if local else ""), err=True)
@@ -41,10 +41,10 @@ def open_command(project, browser, local, base_url, api_key):
 
     With --local the embedded server keeps serving the page until you press Ctrl-C.
     """
-    from hlops import webapp
+    from hlops import api
 
     with open_connection(local, base_url, api_key) as conn:
-        url = webapp.project_url(conn.client, project)
+        url = api.project_url(conn, project)
         click.echo(f"Navigate to {url}")
         if browser:
             import webbrowser

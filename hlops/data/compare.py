@@ -34,7 +34,7 @@ PAGE = 1000  # rows per page of the row digest
 
 # The cost model that picks where differing rows are read from, in seconds (measured
 # against the local reference server; only the ratios matter). The cost of one request is
-# measured by each plan that needs rows (hlops.data.derive._measure).
+# measured by each plan that needs rows (a provider measures it: Humanloop in its derive._measure).
 BUCKET_SECONDS = 4e-6  # one item of a bucket digest: server fold + transfer + decode
 ROW_SECONDS = 12e-6  # one row of the row digest: select + transfer + decode + compare
 REQUEST_SECONDS = 5e-3  # one request's fixed cost, before it is measured

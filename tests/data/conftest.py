@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from hlops.client import Client
+from hlops.providers.humanloop.client import Client
 
 from dp_helpers import FIELDS
 

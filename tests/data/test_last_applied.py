@@ -11,11 +11,12 @@ import sqlite3
 import pytest
 
 import hlops.api as hl
-from hlops.data import applied, apply_data, cache, plan_data
-from hlops.data.derive import _RECENT
+from hlops.data import cache
+from hlops.providers.humanloop.data import applied, apply_data, plan_data
+from hlops.data.summary import _RECENT
 from hlops.datafile import CheckedFile
 from hlops.errors import ApiError, ManifestError
-from hlops.kinds import DATASET
+from hlops.providers.humanloop.kinds import DATASET
 
 from dp_helpers import FIELDS, make_rows, write_jsonl
 
@@ -279,7 +280,7 @@ def test_prune_and_show_data_keep_the_fast_way(client, make_dataset, tmp_path):
 
 def test_a_broken_big_file_is_reported_when_the_remote_cannot_be_read(tmp_path, monkeypatch):
     from hlops import planner
-    from hlops.client import ClientOptions
+    from hlops.providers.humanloop.client import ClientOptions
 
     monkeypatch.setattr(planner, "CHECK_FIRST_BYTES", 0)  # checked after the remote read
     repo = tmp_path / "repo"

@@ -7,7 +7,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from hlops.data import apply_data, parallel, plan_data
+from hlops.data import parallel
+from hlops.providers.humanloop.data import apply_data, plan_data
 from hlops.data.local import summarise
 from hlops.datafile import CheckedFile, iter_checked
 from hlops.datareaders import line_ranges

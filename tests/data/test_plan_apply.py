@@ -6,8 +6,8 @@ import orjson
 import pytest
 
 from hlops import canonical
-from hlops.client import Client
-from hlops.data import UploadFailed, apply_data, plan_data
+from hlops.providers.humanloop.client import Client
+from hlops.providers.humanloop.data import UploadFailed, apply_data, plan_data
 from hlops.errors import StalePlanError
 from hlops.plan import DataChange
 
@@ -295,7 +295,7 @@ def test_twenty_thousand_rows_through_every_path(client, make_dataset, key):
     """The same diff whichever way the rows are read: narrowed through finer digests,
     fetched bucket by bucket, or in one listing."""
     from hlops.data.compare import Costs
-    from hlops.data.derive import derive
+    from hlops.providers.humanloop.data.derive import derive
 
     ds = make_dataset(key=key)
     rows = make_rows(20_000)

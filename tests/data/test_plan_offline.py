@@ -7,7 +7,7 @@ import math
 import orjson
 import pytest
 
-from hlops.data import plan_data
+from hlops.providers.humanloop.data import plan_data
 from hlops.errors import ManifestError
 from hlops.plan import DataChange
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 
-from hlops.client import Client
+from hlops.providers.humanloop.client import Client
 from support.cli import run_hlops
 
 

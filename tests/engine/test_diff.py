@@ -6,8 +6,8 @@ import pytest
 
 from hlops.diff import Actual, Desired, Options, apply_ignore_changes, attribute_changes, diff
 from hlops.errors import PlanError
-from hlops.kinds import DATASET, PROJECT
-from hlops.kinds.base import RemoteIndex
+from hlops.providers.humanloop.kinds import DATASET, PROJECT
+from hlops.providers.humanloop.kinds.base import RemoteIndex
 from hlops.models import Ownership
 from hlops.plan import Action, Plan
 from hlops.render import json as render_json

@@ -63,12 +63,12 @@ def test_pull_then_plan_shows_no_changes_for_every_example(server, connect, copy
     conn = connect(server)
     cache = tmp_path / "cache"
     apply_path(work, conn, cache)
-    report = pull(api.load(work), conn.client, paths=[work], cache_dir=cache)
+    report = pull(api.load(work), conn.provider, paths=[work], cache_dir=cache)
     assert not report.files, "a pull right after an apply writes nothing"
     edit_everything(conn, api.load(work))
     assert plan_of(work, conn, cache).plan.has_changes
     before = {p: p.read_bytes() for p in work.rglob("*") if p.is_file()}
-    report = pull(api.load(work), conn.client, paths=[work], cache_dir=cache)
+    report = pull(api.load(work), conn.provider, paths=[work], cache_dir=cache)
     assert not report.warnings, report.warnings
     no_changes(work, conn, cache)
     written = {w.path for w in report.files}
@@ -77,7 +77,7 @@ def test_pull_then_plan_shows_no_changes_for_every_example(server, connect, copy
             assert path.read_bytes() == content, f"{path} changed but is not in the report"
     assert any(w.role == "data" for w in report.files)
     # A second pull has nothing left to do.
-    again = pull(api.load(work), conn.client, paths=[work], cache_dir=cache)
+    again = pull(api.load(work), conn.provider, paths=[work], cache_dir=cache)
     assert not again.files
 
 
@@ -117,7 +117,7 @@ def test_a_comment_survives_a_pull_that_updates_its_line(server, connect, tmp_pa
     outputs[0]["labels"].append({"name": "c", "description": None})
     users = [u if u["email"] != "helper@example.com" else {**u, "role": "admin"} for u in pj["users"]]
     conn.client.request("PATCH", f"/projects/{pj['id']}", body={"outputs": outputs, "users": users})
-    report = pull(api.load(work), conn.client, paths=[work])
+    report = pull(api.load(work), conn.provider, paths=[work])
     assert [w.path.name for w in report.files] == ["tree.yaml"]
     text = manifest.read_text()
     # The new value is written in place; the comment keeps its column.
@@ -150,7 +150,7 @@ def test_pending_renames_ignored_attributes_and_absent_resources_stay_as_declare
         .replace("pull-keep-ds.text", "pull-keep-ds-v2.text")
         + "---\nkind: Dataset\nname: pull-keep-gone\nensure: absent\n---\nkind: Dataset\nname: pull-keep-new\nfields: {t: text}\n"
     )
-    report = pull(api.load(work), conn.client, paths=[work])
+    report = pull(api.load(work), conn.provider, paths=[work])
     text = (work / "a.yaml").read_text()
     assert "name: pull-keep-ds-v2\nrenamed_from: pull-keep-ds\n" in text
     assert "guidelines: Be nice." in text and "description: new" in text
@@ -182,9 +182,9 @@ def test_import_writes_a_project_with_its_dataset_data_and_guidelines(server, co
         "users": ["x@example.com", {"email": "y@example.com", "role": "owner"}],
     }, create=True)
     out = tmp_path / "imported"
-    dry = import_resources(c, ["project/Import Me: Project"], out, dry_run=True)
+    dry = import_resources(conn.provider, ["project/Import Me: Project"], out, dry_run=True)
     assert not out.exists() and len(dry.files) == 4
-    report = import_resources(c, ["project/Import Me: Project"], out)
+    report = import_resources(conn.provider, ["project/Import Me: Project"], out)
     names = sorted(str(w.path.relative_to(out)) for w in report.files)
     assert names == ["data/import-me-tickets.jsonl", "import-me-project.md", "import-me-project.yaml", "import-me-tickets.yaml"]
     assert any("also writing dataset/Import Me: Tickets" in w for w in report.warnings)
@@ -194,9 +194,9 @@ def test_import_writes_a_project_with_its_dataset_data_and_guidelines(server, co
     assert len((out / "data" / "import-me-tickets.jsonl").read_text().splitlines()) == 30
     no_changes(out, conn, tmp_path / "cache")
     with pytest.raises(Exception, match="already declared"):
-        import_resources(c, ["dataset/Import Me: Tickets"], out)
+        import_resources(conn.provider, ["dataset/Import Me: Tickets"], out)
     with pytest.raises(Exception, match="did you mean dataset/Import Me: Tickets"):
-        import_resources(c, ["dataset/Import Me: Tickets!"], tmp_path / "elsewhere")
+        import_resources(conn.provider, ["dataset/Import Me: Tickets!"], tmp_path / "elsewhere")
 
 
 def test_pull_all_writes_owned_undeclared_resources_only(server, connect, tmp_path):
@@ -208,7 +208,7 @@ def test_pull_all_writes_owned_undeclared_resources_only(server, connect, tmp_pa
     (work / "hlops.yaml").write_text("owns: {prefixes: [pullall-team-]}\n")
     (work / "a.yaml").write_text("kind: Dataset\nname: pullall-team-declared\nfields: {t: text}\n")
     apply_path(work, conn, tmp_path / "cache")
-    report = pull(api.load(work), conn.client, paths=[work], undeclared=True)
+    report = pull(api.load(work), conn.provider, paths=[work], undeclared=True)
     assert report.resources == ["dataset/pullall-team-x"]
     assert (work / "pullall-team-x.yaml").read_text() == "kind: Dataset\nname: pullall-team-x\nfields:\n  t: text\n"
     assert not (work / "pullall-other.yaml").exists()
@@ -252,9 +252,9 @@ def test_a_project_reading_an_undeclared_dataset_says_what_to_import(server, con
     inputs = strip_ids(pj["inputs"]) + [{"name": "body", "data_type": "text", "display_only": True,
                                          "data_sources": [{"field_id": other["fields"][0]["id"]}]}]
     c.request("PATCH", f"/projects/{pj['id']}", body={"inputs": inputs})
-    report = pull(api.load(work), c, paths=[work])
+    report = pull(api.load(work), conn.provider, paths=[work])
     assert any("now reads dataset/pull-reads-b" in w and "hlops import dataset/pull-reads-b" in w for w in report.warnings)
-    import_resources(c, ["dataset/pull-reads-b"], work)
+    import_resources(conn.provider, ["dataset/pull-reads-b"], work)
     no_changes(work, conn, tmp_path / "cache")
 
 

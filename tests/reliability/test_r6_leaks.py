@@ -161,7 +161,7 @@ def test_nothing_a_run_produces_holds_a_secret(rig, record, transport_error_run)
 def test_python_api_errors_hold_no_secret(rig, record, tmp_path):
     """``str``/``repr`` of the Python API's objects and errors, on the same paths."""
     from hlops import api
-    from hlops.client import ClientOptions
+    from hlops.providers.humanloop.client import ClientOptions
     from hlops.errors import HlopsError
 
     srv = rig["srv"]

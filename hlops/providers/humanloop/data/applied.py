@@ -30,9 +30,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from hlops.client import Client
+from hlops.providers.humanloop.client import Client
 from hlops.data.cache import content_hash, file_state, racy
-from hlops.data.digest import RemoteDigest, read_digest
+from hlops.providers.humanloop.data.digest import RemoteDigest, read_digest
 from hlops.errors import ApiError, HlopsError
 
 FORMAT = 1

@@ -1,7 +1,7 @@
 """Models and labelled data from the client's side (issue 9): predictions, the export of the
 annotated datapoints, and importing annotations made elsewhere.
 
-Everything takes a :class:`~hlops.client.Client` and a project *name* (resolved with
+Everything takes a :class:`~hlops.providers.humanloop.client.Client` and a project *name* (resolved with
 ``GET /projects?name=``); nothing prints (the CLI, ``hlops/cli/predict.py``, does).
 
 - :func:`predict` sends rows of input values in batches of :data:`PREDICT_BATCH` to
@@ -30,22 +30,21 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from hlops import canonical
-from hlops.client import Client
-from hlops.datareaders import RowReader
+from hlops.providers.humanloop.client import Client
+from hlops.labelfiles import (  # noqa: F401 - the file halves, re-exported
+    EXPORT_FORMATS, AnnotationRow, ImportReport, export_format, read_annotations, read_input_rows,
+)
 from hlops.errors import ApiError, AuthError, ManifestError, Problem, RateLimited, SettingsError
 
 PREDICT_BATCH = 1000
 IMPORT_WORKERS = 8
-EXPORT_FORMATS = ("jsonl", "json", "csv")
 TEXT_TYPES = ("text", "categorical")
-IMPORT_MEMBERS = frozenset({"key", "datapoint_id", "dataset", "output", "value"})
 
 
 # ---------------------------------------------------------------------- projects
@@ -97,28 +96,6 @@ def wait_for_models(
 # ---------------------------------------------------------------------- predict
 
 
-def read_input_rows(path: Path) -> list[tuple[int, dict]]:
-    """``(line, row)`` of a file of input rows (objects of input name -> string, integer or
-    null); a ManifestError listing every problem, before any API call."""
-    reader = RowReader(path)
-    rows, problems = [], []
-    for line, row in reader:
-        if not isinstance(row, dict):
-            problems.append(Problem(reader.display, line, 1, "a row is an object of input name -> value"))
-            continue
-        for name, value in row.items():
-            if value is not None and not isinstance(value, str) and not canonical._is_int(value):
-                at = reader.position(name)
-                problems.append(Problem(reader.display, at[0], at[1], f"{name}: a value is a string, an integer or null"))
-        rows.append((line, row))
-    problems += reader.problems
-    if not rows and not problems:
-        problems.append(Problem(reader.display, 0, 0, "no rows"))
-    if problems:
-        raise ManifestError(problems)
-    return rows
-
-
 def predict(client: Client, project: dict, rows: list[dict], n_best: int = 1,
             lines: list[int] | None = None, source: str = "") -> list[dict]:
     """The seed's answer for ``rows``, batch by batch. With ``lines`` (each row's line in
@@ -149,20 +126,6 @@ def _located(detail: list, lines: list[int], offset: int, source: str) -> list[P
 
 
 # ---------------------------------------------------------------------- export
-
-
-def export_format(path: Path | None, given: str | None) -> str:
-    """``--format``, or the one the file's extension names (``.jsonl``/``.ndjson``,
-    ``.json``, ``.csv``)."""
-    if given:
-        return given
-    if path is None or str(path) == "-":
-        return "jsonl"
-    suffix = path.suffix.lower()
-    fmt = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv"}.get(suffix)
-    if fmt is None:
-        raise SettingsError(f"cannot tell the format of {path} from its extension: name it .jsonl, .json or .csv, or pass --format")
-    return fmt
 
 
 def export(
@@ -240,92 +203,6 @@ def _cell(value: Any) -> str:
 
 
 # ---------------------------------------------------------------------- annotations import
-
-
-@dataclass
-class AnnotationRow:
-    line: int
-    output: str
-    value: Any
-    datapoint_id: int | None = None
-    key: str | None = None
-    dataset: str | None = None
-
-    @property
-    def target(self) -> str:
-        where = f" in dataset {self.dataset!r}" if self.dataset else ""
-        return f"datapoint {self.datapoint_id}" if self.key is None else f"key {self.key!r}{where}"
-
-
-@dataclass
-class ImportReport:
-    imported: int = 0
-    skipped: list[Problem] = field(default_factory=list)
-    datapoints: set[int] = field(default_factory=set)
-
-
-def read_annotations(path: Path) -> tuple[str, list[AnnotationRow]]:
-    """Rows of an annotations file (``.jsonl``, ``.json``, ``.csv``), checked without the
-    API: each an object with ``output``, ``value`` and exactly one of ``key`` /
-    ``datapoint_id`` (``dataset`` optional, with ``key``). In a CSV, a ``value`` cell that
-    starts with ``[`` is JSON (a multilabel list or spans)."""
-    reader = RowReader(path)
-    rows: list[AnnotationRow] = []
-    problems: list[Problem] = []
-    csv_file = reader.format == "csv"
-
-    def bad(line: int, member: str | None, message: str) -> None:
-        at = reader.position(member) if member else (line, 1)
-        problems.append(Problem(reader.display, at[0], at[1], message))
-
-    for line, row in reader:
-        if not isinstance(row, dict):
-            bad(line, None, "a row is an object {key or datapoint_id, output, value}")
-            continue
-        if csv_file:
-            row = {k: v for k, v in row.items() if v not in (None, "")}
-            if isinstance(row.get("value"), str) and row["value"].lstrip().startswith("["):
-                try:
-                    row["value"] = orjson.loads(row["value"])
-                except orjson.JSONDecodeError:
-                    bad(line, "value", "value: a cell starting with '[' must be JSON")
-                    continue
-            if isinstance(row.get("datapoint_id"), str) and row["datapoint_id"].isdigit():
-                row["datapoint_id"] = int(row["datapoint_id"])
-        extra = sorted(set(row) - IMPORT_MEMBERS)
-        if extra:
-            bad(line, extra[0], f"unknown member {extra[0]!r}; a row has key or datapoint_id, output, value (and dataset)")
-            continue
-        if ("key" in row) == ("datapoint_id" in row):
-            bad(line, None, "a row names its datapoint by exactly one of key or datapoint_id")
-            continue
-        key = row.get("key")
-        if "key" in row and not (isinstance(key, str) and key or canonical._is_int(key)):
-            bad(line, "key", "key: a non-empty string (or an integer)")
-            continue
-        dp = row.get("datapoint_id")
-        if "datapoint_id" in row and not (canonical._is_int(dp) and dp > 0):
-            bad(line, "datapoint_id", "datapoint_id: a positive integer")
-            continue
-        dataset = row.get("dataset")
-        if dataset is not None and (not isinstance(dataset, str) or not dataset or "key" not in row):
-            bad(line, "dataset", "dataset: the name of a dataset, with key")
-            continue
-        if not isinstance(row.get("output"), str) or not row["output"]:
-            bad(line, "output" if "output" in row else None, "output: the name of one of the project's outputs")
-            continue
-        if "value" not in row or row["value"] is None:
-            bad(line, None, "value: the annotation (a label, a list of labels, or a list of spans)")
-            continue
-        rows.append(AnnotationRow(
-            line, row["output"], row["value"], datapoint_id=dp, key=None if key is None else str(key), dataset=dataset,
-        ))
-    problems += reader.problems
-    if not rows and not problems:
-        problems.append(Problem(reader.display, 0, 0, "no annotations in the file"))
-    if problems:
-        raise ManifestError(problems)
-    return reader.display, rows
 
 
 def resolve_annotations(client: Client, project: dict, source: str, rows: list[AnnotationRow]) -> list[tuple[AnnotationRow, int]]:
@@ -478,3 +355,46 @@ def _short(exc: ApiError) -> str:
         return f"HTTP {exc.status}: " + "; ".join(parts)
     return f"HTTP {exc.status}: {detail}"
 
+
+
+class Labelled:
+    """This module bound to one client: the :class:`hlops.provider.Labelled` of Humanloop."""
+
+    def __init__(self, client: Client):
+        self.client = client
+
+    def find_project(self, name: str) -> dict:
+        return find_project(self.client, name)
+
+    def default_input(self, project: dict) -> str:
+        return default_input(project)
+
+    def read_input_rows(self, path: Path) -> list[tuple[int, dict]]:
+        return read_input_rows(path)
+
+    def wait_for_models(self, project: dict, on_wait: Callable[[dict], None] | None = None) -> dict:
+        return wait_for_models(self.client, project["id"], on_wait=on_wait)
+
+    def predict(self, project: dict, rows: list[dict], n_best: int = 1,
+                lines: list[int] | None = None, source: str = "") -> list[dict]:
+        return predict(self.client, project, rows, n_best, lines=lines, source=source)
+
+    def summary(self, project: dict) -> dict:
+        return summary(self.client, project["id"])
+
+    def export_format(self, path: Path | None, given: str | None) -> str:
+        return export_format(path, given)
+
+    def export(self, project: dict, out: Path | None, fmt: str,
+               progress: Callable[[int], None] | None = None, stdout: Any = None) -> int:
+        return export(self.client, project, out, fmt, progress=progress, stdout=stdout)
+
+    def read_annotations(self, path: Path) -> tuple[str, list[AnnotationRow]]:
+        return read_annotations(path)
+
+    def resolve_annotations(self, project: dict, source: str, rows: list[AnnotationRow]) -> list:
+        return resolve_annotations(self.client, project, source, rows)
+
+    def import_annotations(self, project: dict, source: str, resolved: list,
+                           progress: Callable[[int], None] | None = None, workers: int = IMPORT_WORKERS) -> ImportReport:
+        return import_annotations(self.client, project, source, resolved, progress=progress, workers=workers)

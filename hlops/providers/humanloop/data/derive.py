@@ -26,16 +26,17 @@ from typing import Any
 
 import numpy as np
 
-from hlops.client import Client
-from hlops.data import applied
 from hlops.data import compare as cmp
-from hlops.data.cache import RateStore, SummaryCache, estimate_seconds, file_state, signature
+from hlops.data.cache import RateStore, estimate_seconds
 from hlops.data.compare import ADD_ALL, MIXED, REMOTE_ONLY, RowDiff
-from hlops.data.digest import RemoteDigest, items_hash, read_all_rows, read_bucket_rows, read_digest
 from hlops.data.local import (
-    FINE, FINE_MASK, LocalSummary, RowSource, collect, first_keys, rereader, summarise,
+    FINE, FINE_MASK, LocalSummary, RowSource, collect, first_keys, rereader,
 )
-from hlops.data.upload import MAX_BYTES, MAX_ROWS
+from hlops.data.summary import load_summary, summary_signature
+from hlops.providers.humanloop.client import Client
+from hlops.providers.humanloop.data import applied
+from hlops.providers.humanloop.data.digest import RemoteDigest, items_hash, read_all_rows, read_bucket_rows, read_digest
+from hlops.providers.humanloop.data.upload import MAX_BYTES, MAX_ROWS
 from hlops.errors import PlanError
 from hlops.plan import DataChange
 
@@ -162,46 +163,6 @@ def _digits(a: np.ndarray) -> np.ndarray:
     return np.floor(np.log10(np.maximum(a, 1))).astype(np.int64) + 1 + (a < 0)
 
 
-# Summaries made in this process, so the planner's data check (``prepare``) and the plan
-# that follows read a data file once. Keyed by path, stat and signature.
-_RECENT: dict[tuple, tuple[LocalSummary, float]] = {}
-_RECENT_MAX = 8
-
-
-def load_summary(
-    rows: RowSource, fields: dict[str, str], key: str | None, source: str | None,
-    cache_dir: Path | None, where: str,
-) -> tuple[LocalSummary, dict | None, float]:
-    """The fine summary (from the cache when the file and its meaning are unchanged), the
-    file's stat as read, and when it was read. A summary only exists for data that passed
-    every check (the checked pass raises ManifestError after the last row otherwise)."""
-    path = Path(source) if source else None
-    read_at = time.time()
-    state = file_state(path) if path is not None else None
-    sig = summary_signature(fields, key, rows)
-    recent_key = (str(path), repr(state), sig) if state is not None else None
-    if recent_key in _RECENT:
-        summary, recent_at = _RECENT[recent_key]
-        return summary, state, recent_at
-    cache = SummaryCache(cache_dir) if cache_dir is not None and state is not None else None
-    summary = cache.load(path, sig) if cache is not None else None
-    if summary is None:
-        started = time.time()
-        summary = summarise(rows, key, where)
-        if cache is not None:
-            cache.save(path, sig, state, summary, started)
-    if recent_key is not None:
-        if len(_RECENT) >= _RECENT_MAX:
-            _RECENT.pop(next(iter(_RECENT)))
-        _RECENT[recent_key] = (summary, read_at)
-    return summary, state, read_at
-
-
-def summary_signature(fields: dict[str, str], key: str | None, rows: RowSource) -> str:
-    """What a summary of ``rows`` depends on besides the bytes of its file."""
-    return signature(fields, key, getattr(rows, "checks", ""))
-
-
 def derive(
     client: Client | None,
     dataset_id: int | None,
@@ -220,7 +181,7 @@ def derive(
 ) -> DataDiff:
     """The diff (see the module docstring). ``costs`` overrides the measured cost model
     (tests use it to drive each path). ``last_applied``: the dataset's record of its last
-    apply (:mod:`hlops.data.applied`); when it vouches for the file's bytes and the remote,
+    apply (:mod:`hlops.providers.humanloop.data.applied`); when it vouches for the file's bytes and the remote,
     the diff is a no-op decided without reading a row."""
     where = source or "inline data"
     n_ex = N_EXAMPLES if show_data else 0

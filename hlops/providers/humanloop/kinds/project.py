@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from hlops.kinds.base import Call, RemoteIndex, text_or_none
+from hlops.providers.humanloop.kinds.base import Call, RemoteIndex, text_or_none
 from hlops.models import split_reference
 
 

@@ -52,6 +52,13 @@ class RemoteIndex:
                         return f["id"]
         return None
 
+    def dependents(self, kind: str, remote_id: int) -> list[tuple[str, dict]]:
+        """What must be replaced with a destroyed resource: a dataset's readers (their
+        sources are field ids, which die with the dataset)."""
+        if kind != "dataset":
+            return []
+        return [("project", raw) for raw in self.readers_of(remote_id)]
+
     def readers_of(self, dataset_id: int) -> list[dict]:
         """Projects that read a field of the dataset."""
         ids = {f["id"] for f in self.datasets.get(dataset_id, {}).get("fields", [])}

@@ -7,9 +7,9 @@ The engine (diff, plan, render, apply) only talks to kinds through :class:`Kind`
 provider would bring its own kinds and client, not a new engine.
 """
 
-from hlops.kinds.base import Call, Kind, RemoteIndex
-from hlops.kinds.dataset import DATASET
-from hlops.kinds.project import PROJECT
+from hlops.providers.humanloop.kinds.base import Call, Kind, RemoteIndex
+from hlops.providers.humanloop.kinds.dataset import DATASET
+from hlops.providers.humanloop.kinds.project import PROJECT
 
 KINDS: dict[str, Kind] = {DATASET.name: DATASET, PROJECT.name: PROJECT}
 ORDER = sorted(KINDS.values(), key=lambda k: k.level)

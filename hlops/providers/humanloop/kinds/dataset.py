@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hlops.kinds.base import Call, RemoteIndex, text_or_none
+from hlops.providers.humanloop.kinds.base import Call, RemoteIndex, text_or_none
 
 
 class DatasetKind:

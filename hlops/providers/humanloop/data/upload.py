@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from hlops.client import Client
+from hlops.providers.humanloop.client import Client
 from hlops.errors import ApiError, HlopsError, TransportError
 
 MAX_ROWS = 10_000

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hlops.client import Client
+from hlops.providers.humanloop.client import Client
 from hlops.data.compare import PAGE, RemoteRow
 
 
