@@ -234,7 +234,7 @@ def _error(method: str, path: str, r: requests.Response) -> ApiError:
         body = {}
     detail = ""
     if isinstance(body, dict):
-        detail = str(body.get("detail") or body.get("validation_errors") or "")[:500]
+        detail = " ".join(str(body[k]) for k in ("detail", "validation_errors") if body.get(k))[:500]
     message = f"{method} {path}: Label Studio answered {r.status_code}" + (f": {detail}" if detail else "")
     if r.status_code in (401, 403):
         return AuthError(r.status_code, message)

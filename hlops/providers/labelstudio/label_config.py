@@ -20,10 +20,14 @@ Classification outputs point at the first input that is not ``display_only``.
 
 :func:`compare` parses both configs (XML, not text) and lists what changed — controls and
 objects by ``name``, labels by ``value`` — with what each change means for annotations:
-``refused`` when Label Studio rejects the new config while annotations use what is removed
-(it checks a new config against the project's existing annotations: removing a used label,
-or a used control, is refused with 400), ``loses_annotations`` when the change would drop
-existing annotations if it went through.
+``refused_if_used`` when Label Studio rejects the new config while annotations use what is
+removed, ``loses_annotations`` when the change leaves existing annotations behind. Measured
+on 1.23.2 (tests/labelstudio/test_client_real.py): ``PATCH /api/projects/{id}`` refuses
+(400) removing a *control* annotations use, but *accepts* removing a used *label* (the
+annotations keep a label the config lost); ``POST /api/projects/{id}/validate`` (strict)
+refuses both. Label Studio checks against its project summary, which counts annotations
+made through the API but not those imported inline with tasks — so hlops must compute the
+labels in use itself (:func:`labels_in_use`) and not rely on Label Studio refusing.
 """
 
 from __future__ import annotations

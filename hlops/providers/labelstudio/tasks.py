@@ -15,7 +15,7 @@ like datapoints; annotations made in Label Studio afterwards do not change it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from hlops.canonical import canonical_json, key_text, normalise_row, row_hash
@@ -77,6 +77,19 @@ def label_result(project: Project, dataset: Dataset, normalised: Mapping[str, An
                 "value": {"choices": [str(c) for c in choices]},
             })
     return result
+
+
+def labels_from_rows(project: Project, dataset: Dataset, rows: Iterable[Mapping[str, Any]]) -> dict[str, set[str]]:
+    """Output name -> the label values its ``from`` field holds in ``rows`` (an output may
+    list no ``labels`` and take them from the data; the label config needs them all)."""
+    out: dict[str, set[str]] = {}
+    types = field_types(dataset)
+    for row in rows:
+        normalised = normalise_row(row, types)
+        for region in label_result(project, dataset, normalised):
+            value = region["value"]
+            out.setdefault(region["from_name"], set()).update(value.get("choices") or value.get("labels") or ())
+    return out
 
 
 def task_payload(project: Project, dataset: Dataset, row: Mapping[str, Any]) -> dict[str, Any]:
