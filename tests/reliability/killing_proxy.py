@@ -6,7 +6,8 @@ body digest, status, whether the server replayed it) -- a richer request log tha
 server's own, taken on the wire. It can be armed to:
 
 - ``kill(pid, after=k)``: SIGKILL process ``pid`` right after it relayed the answer of call
-  ``k`` (``when="after"``), or right after the server answered call ``k`` but *before*
+  ``k`` (``when="after"``; the process is SIGSTOPped before the answer is written, so it
+  cannot act on the answer, nor finish and exit 0 when that was its last call), or right after the server answered call ``k`` but *before*
   relaying it (``when="before"``: the server did the work, the client never heard). From then
   on it forwards nothing: a request arriving later is held until the client is dead, so
   with one call in flight at a time the server has seen exactly ``k`` calls.
@@ -124,10 +125,14 @@ class KillingProxy:
 
     def _kill_now(self, pid: int, n: int) -> None:
         self.killed_at = n
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        _signal(pid, signal.SIGKILL)
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -207,6 +212,11 @@ class _Handler(BaseHTTPRequestHandler):
             owner._kill_now(kill[0], ex.n)
             self.close_connection = True
             return
+        if kill is not None:
+            # Stopped before the answer is relayed, killed after: the client gets the answer
+            # and does nothing more with it. Killed only after relaying, a client whose last
+            # call this was could finish and exit 0 first (a race R1 lost at its last call).
+            _signal(kill[0], signal.SIGSTOP)
         self.send_response_only(resp.status, resp.reason)
         for k, v in resp.getheaders():
             if k.lower() not in HOP_BY_HOP and k.lower() != "content-length":
