@@ -396,7 +396,7 @@ class Provider(ABC):
     def remote_rows(self, raw: dict) -> Iterator[dict[str, Any]]:
         """Every row of the remote dataset ``raw`` as field -> value (``pull``, ``import``)."""
         self.require("pull")
-        raise NotImplementedError
+        raise Unsupported(f"reading a dataset's rows is not supported by the {self.name} provider")
 
     def row_count(self, raw: dict) -> int:
         """How many rows the remote dataset ``raw`` holds, as read (no call)."""
