@@ -15,6 +15,7 @@ from array import array
 from collections.abc import Callable, Iterable
 
 import numpy as np
+import orjson
 
 from hlops import canonical
 from hlops.errors import Problem
@@ -23,6 +24,7 @@ FINE = canonical.MAX_BUCKETS  # 65,536
 FINE_MASK = FINE - 1
 MAX_PROBLEMS = 50  # located problems reported at once; the rest are counted
 CHUNK = 65_536  # rows handed to the sink at once
+SMALL_CHUNK = 4_096  # below this many rows a chunk is added row by row (np.add.at)
 
 Sink = Callable[[array, bytearray, array], None]  # (points "Q", digests, sizes "I")
 
@@ -34,10 +36,11 @@ def scan(rows: Iterable[tuple[int, dict]], key: str | None, where: str, sink: Si
     problems: list[Problem] = []
     missing = 0
     points, digests, sizes = array("Q"), bytearray(), array("I")
-    canonical_json, key_text = canonical.canonical_json, canonical.key_text
+    key_text = canonical.key_text
     sha256, from_bytes = hashlib.sha256, int.from_bytes
+    dumps, sort_keys = orjson.dumps, orjson.OPT_SORT_KEYS  # canonical.canonical_json, inlined
     for line, row in rows:
-        cj = canonical_json(row)
+        cj = dumps(row, option=sort_keys)
         digest = sha256(cj).digest()
         if key is None:
             kt = digest.hex()
@@ -79,8 +82,12 @@ class Accumulator:
             return
         fine = (chunk & np.uint64(FINE_MASK)).astype(np.intp)
         self.points.frombytes(chunk.tobytes())
-        self.counts += np.bincount(fine, minlength=FINE)
-        self.nbytes += np.bincount(fine, weights=np.frombuffer(sizes, np.uint32), minlength=FINE).astype(np.int64)
+        if n < SMALL_CHUNK:  # a small file: no two 65,536-long bincounts for a few rows
+            np.add.at(self.counts, fine, 1)
+            np.add.at(self.nbytes, fine, np.frombuffer(sizes, np.uint32).astype(np.int64))
+        else:
+            self.counts += np.bincount(fine, minlength=FINE)
+            self.nbytes += np.bincount(fine, weights=np.frombuffer(sizes, np.uint32), minlength=FINE).astype(np.int64)
         np.bitwise_xor.at(self.xor, fine, np.frombuffer(bytes(digests), np.uint64).reshape(n, 4))
         self.fp.update(digests)
         self.count += n
