@@ -19,6 +19,7 @@ from hlops.data.local import LocalSummary, RowSource, summarise
 # that follows read a data file once. Keyed by path, stat and signature.
 _RECENT: dict[tuple, tuple[LocalSummary, float]] = {}
 _RECENT_MAX = 8
+CACHE_MIN_BYTES = 64 << 10  # ~450 rows of ~140 bytes: a pass of ~3 ms
 
 
 def load_summary(
@@ -36,7 +37,11 @@ def load_summary(
     if recent_key in _RECENT:
         summary, recent_at = _RECENT[recent_key]
         return summary, state, recent_at
-    cache = SummaryCache(cache_dir) if cache_dir is not None and state is not None else None
+    # A small file is read again rather than cached: its pass costs less than writing and
+    # reading the ~3 MB .npz of 65,536 buckets (profiled: a no-op plan over 100 datasets of
+    # 20 rows spent 7.6% of its time writing those).
+    cached = cache_dir is not None and state is not None and state["size"] >= CACHE_MIN_BYTES
+    cache = SummaryCache(cache_dir) if cached else None
     summary = cache.load(path, sig) if cache is not None else None
     if summary is None:
         started = time.time()
