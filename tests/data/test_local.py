@@ -26,22 +26,26 @@ def test_row_digest_is_the_canonical_hash():
         assert digest.hex() == canonical.row_hash(norm)
 
 
+@pytest.mark.parametrize("rows_n", [3000, 5000], ids=["small-chunk", "bincount"])  # scan.SMALL_CHUNK
 @pytest.mark.parametrize("key", ["external_id", None])
-def test_fold_equals_the_digest_definition(key):
-    rows = make_rows(3000)
+def test_fold_equals_the_digest_definition(key, rows_n):
+    rows = make_rows(rows_n)
     summary = summarise(list_source(rows), key, "x.jsonl")
-    assert summary.count == 3000
+    assert summary.count == rows_n
     for n in (1, 2, 64, 1024, FINE):
-        counts, xor, _nbytes, _dup = summary.fold(n)
+        counts, xor, nbytes, _dup = summary.fold(n)
         want_counts = np.zeros(n, np.int64)
+        want_bytes = np.zeros(n, np.int64)
         want_hashes: dict[int, list[str]] = {}
         for r in rows:
             norm = canonical.normalise_row(r, FIELDS)
             h = canonical.row_hash(norm)
             b = canonical.bucket_of(canonical.key_text(norm, key, h), n)
             want_counts[b] += 1
+            want_bytes[b] += len(canonical.canonical_json(norm))
             want_hashes.setdefault(b, []).append(h)
         assert (counts == want_counts).all()
+        assert (nbytes == want_bytes).all()
         for b, hs in want_hashes.items():
             assert xor[b].tobytes().hex() == canonical.xor_hashes(hs)
 
@@ -169,3 +173,22 @@ def test_cache_second_tier_same_bytes_new_stat(tmp_path, monkeypatch):
     assert hit is not None and hit.fingerprint == s.fingerprint
     path.write_bytes(data.replace(b"ticket 1:", b"ticket 2:", 1))  # same size, other bytes
     assert cache.load(path, sig) is None
+
+
+def test_a_small_file_gets_no_summary_on_disk_and_a_big_one_does(tmp_path, monkeypatch):
+    from hlops.data import summary as summary_mod
+
+    monkeypatch.setattr(cache_mod, "RACY_SECONDS", 0.0)  # files written by a test are brand new
+    summary_mod._RECENT.clear()
+    entries = lambda: list((tmp_path / "cache" / "data").glob("*.npz")) if (tmp_path / "cache" / "data").exists() else []  # noqa: E731
+    small = write_jsonl(tmp_path / "small.jsonl", make_rows(20))
+    assert small.stat().st_size < summary_mod.CACHE_MIN_BYTES
+    s1, _state, _at = summary_mod.load_summary(jsonl_source(small), FIELDS, "external_id", str(small), tmp_path / "cache", "small")
+    assert s1.count == 20 and entries() == []
+    big = write_jsonl(tmp_path / "big.jsonl", make_rows(2000))
+    assert big.stat().st_size >= summary_mod.CACHE_MIN_BYTES
+    s2, _state, _at = summary_mod.load_summary(jsonl_source(big), FIELDS, "external_id", str(big), tmp_path / "cache", "big")
+    assert s2.count == 2000 and len(entries()) == 1
+    summary_mod._RECENT.clear()
+    again = SummaryCache(tmp_path / "cache").load(big, summary_mod.summary_signature(FIELDS, "external_id", jsonl_source(big)))
+    assert again is not None and again.fingerprint == s2.fingerprint
