@@ -106,7 +106,8 @@ def test_label_added_then_removed_with_annotations(label_studio, client, tmp_pat
                                          "labels: [positive, negative, neutral, mixed]"))
     plan = hl(label_studio, "plan", ".", cwd=work)
     assert plan.code == 2, plan
-    assert re.search(r"~\s+project/Sentiment labels", plan.out), plan
+    assert re.search(r"~ project \"Sentiment labels\"", plan.out), plan
+    assert "1 to change, 0 to replace" in plan.out
     assert "mixed" in plan.out
     assert hl(label_studio, "apply", ".", "--auto-approve", cwd=work).code == 0
     assert hl(label_studio, "plan", ".", cwd=work).code == 0
@@ -127,8 +128,9 @@ def test_unsupported_commands_say_so(label_studio, tmp_path):
     work = copy_example("sentiment", tmp_path)
     for args, what in ((("pull", "--all", "."), "hlops pull"),
                        (("plan", ".", "--local"), "--local"),
-                       (("export", "Sentiment classification project", "--format", "jsonl"), "hlops export")):
-        result = hl(label_studio, *args, cwd=work)
+                       (("export", "Sentiment classification project", "-o", "out.jsonl"), "hlops export")):
+        # export reads no hlops.yaml: the provider comes from HLOPS_PROVIDER
+        result = run_hlops(*args, env={**ls_env(label_studio), "HLOPS_PROVIDER": "labelstudio"}, cwd=work)
         assert result.code == 1, (args, result)
         assert "not supported by the labelstudio provider" in result.err, (args, result)
         assert what in result.err
