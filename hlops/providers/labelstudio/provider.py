@@ -391,7 +391,7 @@ class LabelStudioProvider(Provider):
 
     def __init__(self, client: LabelStudioClient):
         self.client = client
-        self._stopped = False
+        self._read: dict[int, dict] = {}  # project id -> the tasks plan_data read (apply reuses them)
 
     def __repr__(self) -> str:
         return f"LabelStudioProvider({self.client.base_url!r})"
@@ -563,6 +563,8 @@ class LabelStudioProvider(Provider):
                 return DataChange(source=spec.source, key=spec.key, local_rows=n, remote_rows=raw["task_count"],
                                   unchanged=n, prune=spec.prune, fingerprint=sha, decided_by="last_applied")
         remote = self._remote_tasks(raw["id"]) if raw is not None else {}
+        if raw is not None:
+            self._read[raw["id"]] = remote
         add = change = n = 0
         seen = set()
         for key, h, _ in local_rows(spec):
@@ -604,7 +606,9 @@ class LabelStudioProvider(Provider):
         state_project = self.client.get_project(pid)
         _, record = split_config(state_project.get("label_config") or "")
         shape = record.get("project") or {}
-        remote = self._remote_tasks(pid) if state_project.get("task_number") else {}
+        reused = pid in self._read
+        remote = self._read.pop(pid) if reused else (
+            self._remote_tasks(pid) if state_project.get("task_number") else {})
         writes0, bytes0 = self.client.writes, self.client.bytes_sent
         added = changed = 0
         batch: list[dict] = []
@@ -640,7 +644,7 @@ class LabelStudioProvider(Provider):
         self.client.patch_project(pid, {"label_config": join_config(split_config(fresh["label_config"])[0], record)})
         return DataReport(added=added, changed=changed, removed=removed,
                           calls=self.client.writes - writes0, bytes_sent=self.client.bytes_sent - bytes0,
-                          seconds=time.monotonic() - started)
+                          seconds=time.monotonic() - started, reused_plan=reused)
 
     def row_count(self, raw: dict) -> int:
         return raw.get("task_count") or 0
