@@ -160,6 +160,7 @@ def write_rows(work: Path, n: int, changed: int) -> None:
             f.write(orjson.dumps({"id": str(i), "text": text}) + b"\n")
 
 
+@pytest.mark.slow
 def test_20k_tasks_then_a_one_percent_change_sends_only_the_changes(label_studio, client, tmp_path):
     work = big_tree(tmp_path, 20_000, "Twenty thousand")
     applied = hl(label_studio, "apply", ".", "--auto-approve", "--json", cwd=work)
@@ -185,6 +186,7 @@ def test_20k_tasks_then_a_one_percent_change_sends_only_the_changes(label_studio
     assert hl(label_studio, "plan", ".", cwd=work).code == 0
 
 
+@pytest.mark.slow
 def test_a_killed_apply_reruns_to_the_exact_state(label_studio, client, tmp_path):
     work = big_tree(tmp_path, 12_000, "Killed apply")
     env = {k: v for k, v in os.environ.items() if not k.startswith("HLOPS_")}
