@@ -74,6 +74,23 @@ def test_sentiment_applies_and_replans_clean(label_studio, client, tmp_path):
     assert "<!-- hlops:" in project["label_config"]
 
 
+def test_a_second_tree_reusing_a_dataset_name_is_refused(label_studio, client, tmp_path):
+    work = copy_example("sentiment", tmp_path)
+    assert hl(label_studio, "apply", ".", "--auto-approve", cwd=work).code == 0
+    project_file = work / "project.yaml"
+    project_file.write_text(project_file.read_text().replace(
+        "name: Sentiment classification project", "name: Another sentiment project"))
+    # the new project is created (the dataset has no change to make); the next plan sees
+    # two projects reading one dataset and refuses, naming both
+    assert hl(label_studio, "apply", ".", "--auto-approve", cwd=work).code == 0
+    result = hl(label_studio, "plan", ".", cwd=work)
+    assert result.code == 1, result
+    assert "is read by 2 Label Studio projects" in result.err, result
+    assert "'Sentiment classification project'" in result.err and "Traceback" not in result.err
+    assert (project_named(client, "Another sentiment project").get("task_number") or 0) == 0
+    client.delete_project(project_named(client, "Another sentiment project")["id"])
+
+
 def test_entities_applies_with_predictions_and_replans_clean(label_studio, client, tmp_path):
     work = copy_example("entities", tmp_path)
     assert hl(label_studio, "apply", ".", "--auto-approve", cwd=work).code == 0
@@ -97,8 +114,12 @@ def test_label_added_then_removed_with_annotations(label_studio, client, tmp_pat
     work = copy_example("sentiment", tmp_path)
     project_file = work / "project.yaml"
     text = project_file.read_text()
+    # its own names: dataset names are unique in a Label Studio instance
     text = text.replace("name: Sentiment classification project", "name: Sentiment labels")
+    text = text.replace("sentiment-support-tickets", "label-tickets")
     project_file.write_text(text)
+    dataset_file = work / "dataset.yaml"
+    dataset_file.write_text(dataset_file.read_text().replace("sentiment-support-tickets", "label-tickets"))
     settings = work / "hlops.yaml"
     settings.write_text(settings.read_text().replace("Sentiment classification project", "Sentiment labels"))
     assert hl(label_studio, "apply", ".", "--auto-approve", cwd=work).code == 0

@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 
 from hlops.canonical import key_text, normalise_row, row_hash
-from hlops.errors import ApiError, NotFoundError, Problem, SettingsError, StalePlanError
+from hlops.errors import ApiError, NotFoundError, PlanError, Problem, SettingsError
 from hlops.models import split_reference
 from hlops.plan import DataChange
 from hlops.provider import Actual, DataReport, DataSpec, Provider, Variable
@@ -259,10 +259,18 @@ class State:
     def datasets(self) -> dict[int, dict]:
         """The datasets the projects hold, keyed by the holder project's id."""
         out = {}
+        holders: dict[str, str] = {}
         for pid, raw in self.projects.items():
             ds = self._record(raw).get("dataset")
             if ds:
                 name = self.renames.get(ds["name"], ds["name"])
+                if name in holders:
+                    raise PlanError(
+                        f"dataset {name!r} is held by two Label Studio projects ({holders[name]!r} "
+                        f"and {raw['title']!r}): a dataset name must be unique in the instance; "
+                        "rename one of them")
+                holders[name] = raw["title"]
+                self.reader(ds["name"])  # refuses a dataset two projects read
                 out[pid] = {"id": pid, "name": name, "version": 0, "shape": {**ds, "name": name},
                             "task_count": raw.get("task_number") or 0, "project_title": raw["title"],
                             "last_applied": self._record(raw).get("applied")}
@@ -321,12 +329,17 @@ class State:
         return (raw or {}).get("last_applied")
 
     def reader(self, dataset: str) -> dict | None:
-        """The project whose hlops record reads ``dataset``."""
+        """The project whose hlops record reads ``dataset``; PlanError when two do (two
+        manifest trees declaring one dataset name in one Label Studio instance)."""
         with self.lock:
-            for raw in self.projects.values():
-                if dataset in reads(self._record(raw).get("project") or {}):
-                    return raw
-            return None
+            found = [raw for raw in self.projects.values()
+                     if dataset in reads(self._record(raw).get("project") or {})]
+            if len(found) > 1:
+                raise PlanError(
+                    f"dataset {dataset!r} is read by {len(found)} Label Studio projects "
+                    f"({', '.join(repr(r['title']) for r in found)}): with Label Studio a dataset's "
+                    "rows are one project's tasks, and its name must be unique in the instance")
+            return found[0] if found else None
 
 
 @dataclass
