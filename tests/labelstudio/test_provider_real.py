@@ -72,6 +72,14 @@ def test_sentiment_applies_and_replans_clean(label_studio, client, tmp_path):
     labelled = [r for r in rows if r.get("sentiment")]
     assert sum(t["total_annotations"] for t in tasks) == len(labelled)
     assert "<!-- hlops:" in project["label_config"]
+    # an edit in Label Studio's UI (here: its API) is drift, and the next apply undoes it
+    assert hl(label_studio, "drift", ".", cwd=work).code == 0
+    client.patch_project(project["id"], {"expert_instruction": "edited by hand"})
+    drift = hl(label_studio, "drift", ".", cwd=work)
+    assert drift.code == 2, drift
+    assert "guidelines" in drift.out
+    assert hl(label_studio, "apply", ".", "--auto-approve", cwd=work).code == 0
+    assert hl(label_studio, "drift", ".", cwd=work).code == 0
 
 
 def test_a_second_tree_reusing_a_dataset_name_is_refused(label_studio, client, tmp_path):
