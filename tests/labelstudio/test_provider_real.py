@@ -151,6 +151,11 @@ def test_label_added_then_removed_with_annotations(label_studio, client, tmp_pat
     assert refused.code == 1, refused
     assert "allow-data-loss" in refused.err + refused.out
     assert "neutral" in project_named(client, "Sentiment labels")["label_config"]
+    allowed = hl(label_studio, "apply", ".", "--auto-approve", "--allow-data-loss", cwd=work)
+    assert allowed.code == 0, allowed
+    config = project_named(client, "Sentiment labels")["label_config"]
+    assert 'value="neutral"' not in config.split("<!--")[0]
+    assert hl(label_studio, "plan", ".", cwd=work).code == 0
 
 
 def test_unsupported_commands_say_so(label_studio, tmp_path):

@@ -516,7 +516,11 @@ class LabelStudioProvider(Provider):
         record["project"] = {k: v for k, v in after.items() if k in ("inputs", "outputs", "review_existing_annotations")}
         payload = self._project_payload(after, record)
         old_xml = split_config(current.get("label_config") or "")[0]
-        if lc.compare(old_xml, config_xml(after)) if old_xml.strip() else True:
+        change = lc.compare(old_xml, config_xml(after)) if old_xml.strip() else None
+        if change is None or (change and not change.loses_annotations):
+            # Label Studio's own verdict first. Not for a change that loses annotations:
+            # the plan marked it and apply ran it only with --allow-data-loss, and
+            # /validate (strict) would refuse it although the PATCH is accepted.
             self.client.validate_label_config(remote_id, payload["label_config"])
         raw = self.client.patch_project(remote_id, payload)
         state.remember("project", raw)
