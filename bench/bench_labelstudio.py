@@ -1,7 +1,7 @@
 """Label Studio at scale: the baseline hlops's labelstudio provider will be compared with.
 
     .venv/bin/python bench/bench_labelstudio.py --tasks 2000      # a smoke size
-    .venv/bin/python bench/bench_labelstudio.py --tasks 100000    # the issue's size
+    .venv/bin/python bench/bench_labelstudio.py --tasks 100000    # the issue's size (quiet machine)
 
 Needs ``bash .ci/labelstudio.sh`` (Label Studio and label-studio-sdk in .venv-labelstudio).
 One run starts one real Label Studio (tests/support/labelstudio.py) and measures, side by
@@ -14,8 +14,11 @@ side:
   ``GET /api/tasks?fields=all`` and ``fields=task_only`` pages), and one export
   (``GET /api/projects/{id}/export``), each into/from its own project;
 
-tasks/s for each. Later, hlops's first apply and no-op plan of the same tasks are compared
-with ``sdk`` (goals: apply >= 1.0x its import throughput, no-op plan <= 0.3x its read).
+- ``hlops``: ``hlops apply`` of the same tasks (a generated manifest tree, ``provider:
+  labelstudio``), then ``hlops plan`` (no-op), each a whole CLI process timed from outside;
+
+tasks/s for each. Goals: hlops_apply_vs_sdk_import >= 1.0 (SDK import seconds / hlops apply
+seconds), hlops_noop_plan_vs_sdk_read <= 0.3 (no-op plan seconds / SDK read-all seconds).
 Results merge into bench/results/labelstudio.json under the task count. The machine is
 shared: compare ratios within one run.
 """
@@ -84,6 +87,34 @@ def client_figures(url: str, token: str, n: int) -> dict:
     return out
 
 
+def hlops_figures(url: str, token: str, n: int, work: Path) -> dict:
+    """hlops's first apply of ``n`` tasks and its no-op plan, each a whole CLI process
+    (start-up, manifest load, data check, calls) timed from outside."""
+    import os
+
+    tree = work / "hlops-tree"
+    (tree / "data").mkdir(parents=True)
+    (tree / "hlops.yaml").write_text("provider: labelstudio\nowns:\n  names: [bench-rows, hlops-bench]\n")
+    (tree / "manifests.yaml").write_text(
+        "kind: Dataset\nname: bench-rows\nkey: hlops_key\nfields:\n  hlops_key: text\n  text: text\n"
+        "data: data/rows.jsonl\n---\nkind: Project\nname: hlops-bench\ninputs:\n  text: bench-rows.text\n"
+        "outputs:\n  s:\n    task_type: classification\n    labels: [a, b]\n")
+    with open(tree / "data" / "rows.jsonl", "w") as f:
+        for t in tasks(n):
+            f.write(json.dumps(t["data"]) + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HLOPS_")}
+    env.update({"LABEL_STUDIO_URL": url, "LABEL_STUDIO_API_KEY": token, "NO_COLOR": "1"})
+    hlops = [str(REPO / ".venv" / "bin" / "python"), "-m", "hlops"]
+    out: dict = {}
+    for name, args, want in (("apply", ["apply", ".", "--auto-approve"], 0), ("noop_plan", ["plan", "."], 0)):
+        began = time.perf_counter()
+        proc = subprocess.run(hlops + args, cwd=tree, env=env, capture_output=True, text=True)
+        out[f"{name}_s"] = time.perf_counter() - began
+        assert proc.returncode == want, (name, proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])
+    out["apply_tasks_per_s"] = n / out["apply_s"]
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tasks", type=int, default=2000)
@@ -106,12 +137,15 @@ def main() -> None:
             [str(python), __file__, "--tasks", str(args.tasks), "--sdk-baseline", ls.url, ls.token],
             check=True, capture_output=True, text=True).stdout)
         client = client_figures(ls.url, ls.token, args.tasks)
+        provider = hlops_figures(ls.url, ls.token, args.tasks, work)
         startup = ls.startup_seconds
     result = {
         "command": " ".join([".venv/bin/python", "bench/bench_labelstudio.py", "--tasks", str(args.tasks)]),
         "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "startup_s": startup, "sdk": sdk, "client": client,
-        "ratios": {"client_import_vs_sdk": sdk["import_s"] / client["import_s"],
+        "startup_s": startup, "sdk": sdk, "client": client, "hlops": provider,
+        "ratios": {"hlops_apply_vs_sdk_import": sdk["import_s"] / provider["apply_s"],
+                   "hlops_noop_plan_vs_sdk_read": provider["noop_plan_s"] / sdk["read_s"],
+                   "client_import_vs_sdk": sdk["import_s"] / client["import_s"],
                    "client_read_all_vs_sdk": client["read_all_s"] / sdk["read_s"]},
         "note": "shared 2-core machine",
     }

@@ -201,13 +201,20 @@ def _change_for(d: Desired, r: Actual | None, options: Options, kinds: Mapping[s
         after=after,
         changes=tuple(changes),
         replace_reasons=tuple(reasons),
-        data_loss=tuple(kind.loss(r.raw)) if action == Action.REPLACE else (),
+        data_loss=(tuple(kind.loss(r.raw)) if action == Action.REPLACE
+                   else _change_loss(kind, r, after) if action == Action.UPDATE else ()),
         remote_id=r.id,
         remote_version=r.version,
         renamed_from=r.name if r.name != d.name else None,
         depends_on=tuple(sorted(kind.depends_on(after))),
         **common,
     )
+
+
+def _change_loss(kind: Kind, r: Actual, after: dict) -> tuple[str, ...]:
+    """What an in-place update loses, for a kind that says (the optional ``change_loss``)."""
+    hook = getattr(kind, "change_loss", None)
+    return tuple(hook(r.raw, r.comparable, after)) if hook is not None else ()
 
 
 def _delete(r: Actual, kinds: Mapping[str, Kind], prevent: bool, source: str | None = None,

@@ -86,6 +86,7 @@ if TYPE_CHECKING:
 # name -> "module:Class". Loaded on first use, so choosing a provider imports only that one.
 PROVIDERS: dict[str, str] = {
     "humanloop": "hlops.providers.humanloop:HumanloopProvider",
+    "labelstudio": "hlops.providers.labelstudio:LabelStudioProvider",
 }
 DEFAULT_PROVIDER = "humanloop"
 
@@ -215,6 +216,11 @@ class Kind(Protocol):
 
     def depends_on(self, comparable: dict[str, Any]) -> set[str]:
         """Addresses this resource needs to exist first (``{"dataset/tickets"}``)."""
+
+    # Optional: ``change_loss(raw, before, after) -> list[str]``, what an *in-place* update
+    # from ``before`` to ``after`` loses (Label Studio: a label removed while annotations
+    # exist). The diff calls it, when a kind has it, for every update; a non-empty answer
+    # marks the change as data loss (apply refuses it without --allow-data-loss).
 
 
 class RemoteState(Protocol):

@@ -52,6 +52,9 @@ class LabelStudioClient:
         self._lock = threading.Lock()
         self.timeout = timeout
         self.calls = 0
+        self.writes = 0
+        self.bytes_sent = 0
+        self._stopped = False
         self.session = requests.Session()
         retry = Retry(
             total=retries, connect=retries, read=retries, status=retries,
@@ -85,14 +88,25 @@ class LabelStudioClient:
     def _send(self, method: str, path: str, body: Any = None, *, params: Mapping | None = None,
               auth: str | None = None) -> requests.Response:
         headers = {"Authorization": auth} if auth else {}
+        if self._stopped:
+            from hlops.errors import Interrupted
+
+            raise Interrupted("apply interrupted: no new call is sent")
         data = orjson.dumps(body) if body is not None else None
         self.calls += 1
+        if method != "GET":
+            self.writes += 1
+            self.bytes_sent += len(data or b"")
         try:
             return self.session.request(method, self.base_url + path, data=data, params=params,
                                         headers=headers, timeout=self.timeout)
         except requests.RequestException as exc:
             raise TransportError(0, f"{method} {path}: Label Studio did not answer "
                                  f"({type(exc).__name__})") from None
+
+    def stop(self) -> None:
+        """Send no new call from now on (apply's first Ctrl-C)."""
+        self._stopped = True
 
     def call(self, method: str, path: str, body: Any = None, *,
              params: Mapping | None = None) -> Any:
@@ -181,8 +195,11 @@ class LabelStudioClient:
         return self.call("GET", f"/api/projects/{project_id}/export",
                          params={"exportType": "JSON", "download_all_tasks": "true"})
 
-    def update_task(self, task_id: int, data: Mapping[str, Any]) -> dict:
-        return self.call("PATCH", f"/api/tasks/{task_id}", {"data": dict(data)})
+    def update_task(self, task_id: int, data: Mapping[str, Any], meta: Mapping[str, Any] | None = None) -> dict:
+        body: dict[str, Any] = {"data": dict(data)}
+        if meta is not None:
+            body["meta"] = dict(meta)
+        return self.call("PATCH", f"/api/tasks/{task_id}", body)
 
     def delete_task(self, task_id: int) -> None:
         self.call("DELETE", f"/api/tasks/{task_id}")
