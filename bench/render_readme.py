@@ -124,10 +124,28 @@ def quality_rows(q: dict) -> list[str]:
     return rows
 
 
+def labelstudio_rows(ls: dict) -> list[str]:
+    """The largest run of ``bench_labelstudio.py`` that measured hlops (keys: task counts)."""
+    runs = [(int(n), r) for n, r in ls.items() if n.isdigit() and "hlops" in r]
+    if not runs:
+        return []
+    n, r = max(runs, key=lambda nr: nr[0])
+    h, sdk, ratio = r["hlops"], r["sdk"], r["ratios"]
+    when = f"`bench_labelstudio.py`, {r['when'][:10]}"
+    apply_ratio, noop_ratio = ratio["hlops_apply_vs_sdk_import"], ratio["hlops_noop_plan_vs_sdk_read"]
+    return [
+        f"| Label Studio: first `hlops apply` of {n:,} tasks vs. a `label-studio-sdk` import loop ({when}) | "
+        f"{apply_ratio:.2f}× its throughput ({h['apply_s']:.1f} s vs. {sdk['import_s']:.1f} s) | ≥ 1.0×{yes(apply_ratio >= 1.0)} |",
+        f"| Label Studio: no-op `hlops plan` of {n:,} tasks vs. the SDK reading every task | "
+        f"{noop_ratio:.3f}× ({h['noop_plan_s']:.2f} s vs. {sdk['read_s']:.1f} s) | ≤ 0.3×{yes(noop_ratio <= 0.3)} |",
+    ]
+
+
 def table() -> str:
     rows = ["| what | figure | goal |", "|---|---|---|"]
     for name, fn in (("wire", wire_rows), ("datapoints", datapoint_rows), ("validate", validate_rows),
-                     ("server", server_rows), ("quality", quality_rows)):
+                     ("server", server_rows), ("quality", quality_rows),
+                     ("labelstudio", labelstudio_rows)):
         data = load(name)
         if data is not None:
             rows += fn(data)
