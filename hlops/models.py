@@ -99,6 +99,14 @@ def split_reference(ref: str) -> tuple[str, str]:
     return dataset, field
 
 
+def text_or_none(value: Any) -> str | None:
+    """Empty and missing text are the same thing for comparison."""
+    if value is None:
+        return None
+    value = str(value)
+    return value if value.strip() else None
+
+
 # --------------------------------------------------------------------------- short forms
 
 
@@ -277,6 +285,19 @@ class Dataset(_Resource):
 
     def field_description(self, name: str) -> str | None:
         return self.fields[name].description
+
+    def comparable(self) -> dict[str, Any]:
+        """The dataset's comparable shape, the same for every provider (its ``Kind.desired``):
+        ``{"name", "description", "key", "fields": {name: {"data_type", "description"}}}``."""
+        return {
+            "name": self.name,
+            "description": text_or_none(self.description),
+            "key": self.key,
+            "fields": {
+                name: {"data_type": data_type, "description": text_or_none(self.field_description(name))}
+                for name, data_type in self.field_types().items()
+            },
+        }
 
     def problems(self) -> list[tuple[tuple[Any, ...], str]]:
         out = super().problems()

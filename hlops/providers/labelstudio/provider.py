@@ -32,7 +32,7 @@ import orjson
 
 from hlops.canonical import key_text, normalise_row, row_hash
 from hlops.errors import ApiError, NotFoundError, PlanError, Problem, SettingsError
-from hlops.models import split_reference
+from hlops.models import split_reference, text_or_none as _text
 from hlops.plan import DataChange
 from hlops.provider import Actual, DataReport, DataSpec, Provider, Variable
 from hlops.providers.labelstudio import label_config as lc
@@ -42,13 +42,6 @@ KEY_FIELD = "hlops_key"
 MODEL_VERSION = "hlops"
 READ_PAGE = 5000  # tasks a page when a plan reads them (fields=task_only)
 RECORD = re.compile(r"<!--\s*hlops:(.*?)-->", re.S)
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    value = str(value)
-    return value if value.strip() else None
 
 
 # --------------------------------------------------------------------------- the record
@@ -209,15 +202,7 @@ class DatasetKind:
     level = 1
 
     def desired(self, manifest: Any, context: Any = None) -> dict[str, Any]:
-        return {
-            "name": manifest.name,
-            "description": _text(manifest.description),
-            "key": manifest.key,
-            "fields": {
-                name: {"data_type": t, "description": _text(manifest.field_description(name))}
-                for name, t in manifest.field_types().items()
-            },
-        }
+        return manifest.comparable()
 
     def replace_reason(self, path: tuple[str, ...], before: Any, after: Any, op: str) -> str | None:
         if path[0] == "key":

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 
+
 @dataclass(frozen=True)
 class Call:
     """One API call, described as data: apply executes it, tests can inspect it."""
@@ -97,11 +98,3 @@ class Kind(Protocol):
     ) -> Call | None: ...
 
     def delete_call(self, remote_id: int, version: int | None) -> Call: ...
-
-
-def text_or_none(value: Any) -> str | None:
-    """Empty and missing text are the same thing for comparison."""
-    if value is None:
-        return None
-    value = str(value)
-    return value if value.strip() else None

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from hlops.providers.humanloop.kinds.base import Call, RemoteIndex, text_or_none
+from hlops.models import text_or_none
+from hlops.providers.humanloop.kinds.base import Call, RemoteIndex
 
 
 class DatasetKind:
@@ -23,18 +24,7 @@ class DatasetKind:
     collection = "/datasets"
 
     def desired(self, manifest: Any, context: Any = None) -> dict[str, Any]:
-        return {
-            "name": manifest.name,
-            "description": text_or_none(manifest.description),
-            "key": manifest.key,
-            "fields": {
-                name: {
-                    "data_type": data_type,
-                    "description": text_or_none(manifest.field_description(name)),
-                }
-                for name, data_type in manifest.field_types().items()
-            },
-        }
+        return manifest.comparable()
 
     def actual(self, raw: dict, index: RemoteIndex | None = None) -> dict[str, Any]:
         return {

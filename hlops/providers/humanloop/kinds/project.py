@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from hlops.providers.humanloop.kinds.base import Call, RemoteIndex, text_or_none
-from hlops.models import split_reference
+from hlops.models import split_reference, text_or_none
+from hlops.providers.humanloop.kinds.base import Call, RemoteIndex
 
 
 class ProjectContext(Protocol):
