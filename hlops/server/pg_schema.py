@@ -147,7 +147,14 @@ CREATE TABLE models (
 );
 """
 
-MIGRATIONS = {1: V1, 2: V2}
+# The XOR of each dataset's stored hashes (hlops.server.roots), kept by every datapoint
+# write; NULL (datasets made before) is computed from the datapoints when needed and stored
+# by the dataset's next write.
+V3 = """
+ALTER TABLE datasets ADD COLUMN hash_xor bytea;
+"""
+
+MIGRATIONS = {1: V1, 2: V2, 3: V3}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
