@@ -196,7 +196,10 @@ class DatasetsMixin:
             if rekey:
                 self._rekey(con, dataset_id, patch["key"])
             self._touch(con, dataset_id)
-            return self._answer(con, org, idem, self._dataset_out(con, org, dataset_id))
+            result = self._answer(con, org, idem, self._dataset_out(con, org, dataset_id))
+        if not rekey:  # committed, the datapoints untouched: the new version's summary is the old one's
+            self._carry_summaries(dataset_id, row["version"], result["version"])
+        return result
 
     @staticmethod
     def _note_applied(con: sqlite3.Connection, dataset_id: int, row: sqlite3.Row, note: dict | None) -> None:

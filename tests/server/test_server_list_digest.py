@@ -7,7 +7,11 @@ from __future__ import annotations
 import psycopg
 import sqlite3
 
-from srv_helpers import assert_validation, create_dataset, field_list, make_rows, paginate
+from srv_helpers import assert_validation, create_dataset, field_list, make_rows, paginate, uniq
+from support.postgres import db_url_for, drop_database
+
+from hlops.server.pg_store import PgStore
+from hlops.server.sqlite_store import SqliteStore
 
 EMPTY = "0" * 64
 
@@ -117,3 +121,32 @@ def _stored(server, dataset_id: int):
             return conn.execute("SELECT hash_xor FROM datasets WHERE id = %s", (dataset_id,)).fetchone()[0]
     with sqlite3.connect(server.db_path) as con:
         return con.execute("SELECT hash_xor FROM datasets WHERE id = ?", (dataset_id,)).fetchone()[0]
+
+
+def test_a_metadata_patch_keeps_the_digest_summary(store, tmp_path, monkeypatch):
+    """After a description change (version + 1, datapoints untouched) the store answers the
+    digest at the new version from the summary it had: no second scan. A rekey scans again."""
+    from hlops.server.store import Page
+
+    url = db_url_for(store)
+    st = PgStore(url) if url else SqliteStore(str(tmp_path / "units.db"))
+    scans = []
+    real = st._key_summary
+    monkeypatch.setattr(st, "_key_summary", lambda con, i: scans.append(i) or real(con, i))
+    try:
+        (org,) = st.ensure_orgs({"0" * 64: "units"}).values()
+        spec = {"name": uniq(), "key": "external_id", "fields": field_list()}
+        ds = st.create_dataset(org, spec, make_rows(40), None)
+        first = st.digest_buckets(org, ds["id"], None, 16)
+        st.patch_dataset(org, ds["id"], {"description": "new"}, None, None)
+        again = st.digest_buckets(org, ds["id"], None, 16)
+        assert again["version"] == first["version"] + 1 and again["items"] == first["items"]
+        assert scans == [ds["id"]]
+        st.patch_dataset(org, ds["id"], {"key": None}, None, None)
+        assert st.digest_buckets(org, ds["id"], None, 16)["key"] is None and len(scans) == 2
+        (item,) = st.list_datasets(org, spec["name"], Page(None, 10), include_digest=True)["items"]
+        assert item["digest"]["count"] == 40
+    finally:
+        st.close()
+        if url:
+            drop_database(url)
