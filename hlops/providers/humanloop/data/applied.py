@@ -35,10 +35,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from hlops.providers.humanloop.client import Client
-from hlops.data.cache import content_hash, file_state, racy
 import numpy as np
 
+from hlops.providers.humanloop.client import Client
+from hlops.data.cache import content_hash, file_state, racy
 from hlops.providers.humanloop.data.digest import RemoteDigest, items_hash, read_digest
 from hlops.errors import ApiError, HlopsError
 
