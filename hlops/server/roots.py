@@ -5,9 +5,11 @@ as its single item's ``hash`` -- whatever the key, since at one bucket every dat
 bucket 0. The stores keep it in ``datasets.hash_xor``, updated in the transaction of every
 datapoint write (insert: XOR the new hashes in; PATCH: XOR the old ones out and the new ones
 in; delete: XOR the deleted ones out), so ``GET /datasets?include=digest`` answers it for
-every dataset without reading a datapoint. ``NULL`` (a dataset made before the column
-existed) means unknown: it is computed from the stored hashes when needed, and stored by
-the next write.
+every dataset without reading a datapoint. The stored root is valid for the version in
+``datasets.hash_xor_version``; when that is not the dataset's ``version`` (a dataset made
+before the columns existed, or written by a server process of an older build since: it
+bumps the version, not the root) it is computed from the stored hashes when needed, and
+stored by the next write.
 """
 
 from __future__ import annotations

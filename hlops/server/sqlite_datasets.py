@@ -81,18 +81,23 @@ class DatasetsMixin:
     @staticmethod
     def _touch(con: sqlite3.Connection, dataset_id: int, count_delta: int = 0, root: bytes | None = None) -> None:
         """A change of the dataset: +1 version; ``root``: its datapoints' new XOR of hashes
-        (:mod:`hlops.server.roots`), given by every write of datapoints."""
+        (:mod:`hlops.server.roots`), given by every write of datapoints. Without one (a
+        metadata change) the stored root stays valid for the new version if it was for the
+        old one (the right-hand sides read the row as it was)."""
         con.execute(
             "UPDATE datasets SET version = version + 1, updated_at = ?, "
-            "datapoint_count = datapoint_count + ?, hash_xor = coalesce(?, hash_xor) WHERE id = ?",
-            (now(), count_delta, root, dataset_id),
+            "datapoint_count = datapoint_count + ?, hash_xor = coalesce(?, hash_xor), "
+            "hash_xor_version = CASE WHEN ? OR hash_xor_version = version THEN version + 1 "
+            "ELSE hash_xor_version END WHERE id = ?",
+            (now(), count_delta, root, root is not None, dataset_id),
         )
 
     @staticmethod
     def _root(con: sqlite3.Connection, row: sqlite3.Row) -> bytes:
-        """The XOR of the dataset's stored hashes: its ``hash_xor``, or (a dataset made
-        before the column: ``NULL``) computed from the datapoints."""
-        if row["hash_xor"] is not None:
+        """The XOR of the dataset's stored hashes: its ``hash_xor`` when stored for this
+        very version, else (a dataset made before the column, or written by a server
+        process of an older build since) computed from the datapoints."""
+        if row["hash_xor"] is not None and row["hash_xor_version"] == row["version"]:
             return bytes(row["hash_xor"])
         return roots.xor_hashes(
             r[0] for r in con.execute("SELECT hash FROM datapoints WHERE dataset_id = ?", (row["id"],))
@@ -117,7 +122,7 @@ class DatasetsMixin:
             stamp = now()
             dataset_id = con.execute(
                 "INSERT INTO datasets(org_id, name, description, key_field, datapoint_count, "
-                "version, created_at, updated_at, hash_xor) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)",
+                "version, created_at, updated_at, hash_xor, hash_xor_version) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, 1)",
                 (org, spec["name"], spec.get("description"), key, len(prepared or ()), stamp, stamp,
                  roots.xor_hashes(prepared.hashes) if prepared else roots.ZERO),
             ).lastrowid
