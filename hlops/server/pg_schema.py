@@ -147,7 +147,16 @@ CREATE TABLE models (
 );
 """
 
-MIGRATIONS = {1: V1, 2: V2}
+# The XOR of each dataset's stored hashes (hlops.server.roots), kept by every datapoint
+# write, valid when hash_xor_version = version: datasets made before, or written since by a
+# process of an older build still running, are computed from the datapoints when needed
+# and stored by the dataset's next write.
+V3 = """
+ALTER TABLE datasets ADD COLUMN hash_xor bytea;
+ALTER TABLE datasets ADD COLUMN hash_xor_version bigint;
+"""
+
+MIGRATIONS = {1: V1, 2: V2, 3: V3}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 

@@ -227,8 +227,18 @@ class DatasetDeleted(_Out):
     deleted_projects: list[int] = Field(description="Projects deleted with it (`force=true`).")
 
 
+class ListedDigest(_Out):
+    key: str | None = Field(description="The key the dataset's datapoints are bucketed by (null: their hash).")
+    count: int = Field(description="Its datapoints (= `datapoint_count`).")
+    hash: str = Field(description="Hex XOR of every datapoint's hash: the digest at `buckets=1` (64 zeros when empty).")
+
+
+class DatasetListed(Dataset):
+    digest: ListedDigest | None = Field(None, description="Only with `include=digest` [ext].")
+
+
 class DatasetPage(_Out):
-    items: list[Dataset]
+    items: list[DatasetListed]
     next_cursor: str | None
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from hlops import canonical
+from hlops.server import roots
 from hlops.server.rows import (
     Prepared,
     duplicate_keys,
@@ -78,11 +79,28 @@ class DatasetsMixin:
         return self._dataset_json(row, self._fields(con, [dataset_id])[dataset_id])
 
     @staticmethod
-    def _touch(con: sqlite3.Connection, dataset_id: int, count_delta: int = 0) -> None:
+    def _touch(con: sqlite3.Connection, dataset_id: int, count_delta: int = 0, root: bytes | None = None) -> None:
+        """A change of the dataset: +1 version; ``root``: its datapoints' new XOR of hashes
+        (:mod:`hlops.server.roots`), given by every write of datapoints. Without one (a
+        metadata change) the stored root stays valid for the new version if it was for the
+        old one (the right-hand sides read the row as it was)."""
         con.execute(
             "UPDATE datasets SET version = version + 1, updated_at = ?, "
-            "datapoint_count = datapoint_count + ? WHERE id = ?",
-            (now(), count_delta, dataset_id),
+            "datapoint_count = datapoint_count + ?, hash_xor = coalesce(?, hash_xor), "
+            "hash_xor_version = CASE WHEN ? OR hash_xor_version = version THEN version + 1 "
+            "ELSE hash_xor_version END WHERE id = ?",
+            (now(), count_delta, root, root is not None, dataset_id),
+        )
+
+    @staticmethod
+    def _root(con: sqlite3.Connection, row: sqlite3.Row) -> bytes:
+        """The XOR of the dataset's stored hashes: its ``hash_xor`` when stored for this
+        very version, else (a dataset made before the column, or written by a server
+        process of an older build since) computed from the datapoints."""
+        if row["hash_xor"] is not None and row["hash_xor_version"] == row["version"]:
+            return bytes(row["hash_xor"])
+        return roots.xor_hashes(
+            r[0] for r in con.execute("SELECT hash FROM datapoints WHERE dataset_id = ?", (row["id"],))
         )
 
     # ------------------------------------------------------------------ datasets
@@ -104,8 +122,9 @@ class DatasetsMixin:
             stamp = now()
             dataset_id = con.execute(
                 "INSERT INTO datasets(org_id, name, description, key_field, datapoint_count, "
-                "version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 1, ?, ?)",
-                (org, spec["name"], spec.get("description"), key, len(prepared or ()), stamp, stamp),
+                "version, created_at, updated_at, hash_xor, hash_xor_version) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, 1)",
+                (org, spec["name"], spec.get("description"), key, len(prepared or ()), stamp, stamp,
+                 roots.xor_hashes(prepared.hashes) if prepared else roots.ZERO),
             ).lastrowid
             con.executemany(
                 "INSERT INTO fields(dataset_id, name, data_type, description, position) VALUES (?, ?, ?, ?, ?)",
@@ -116,7 +135,7 @@ class DatasetsMixin:
             result["datapoint_ids"] = ids
             return self._answer(con, org, idem, result)
 
-    def list_datasets(self, org: int, name: str | None, page: Page) -> dict:
+    def list_datasets(self, org: int, name: str | None, page: Page, include_digest: bool = False) -> dict:
         after = int_cursor(page.after)
         sql = "SELECT * FROM datasets WHERE org_id = ? AND id > ?"
         args: list[Any] = [org, after]
@@ -127,7 +146,11 @@ class DatasetsMixin:
             rows = con.execute(sql + " ORDER BY id LIMIT ?", (*args, page.limit + 1)).fetchall()
             rows, next_cursor = page_of(rows, page.limit, lambda r: r["id"])
             fields = self._fields(con, [r["id"] for r in rows])
-        return {"items": [self._dataset_json(r, fields[r["id"]]) for r in rows], "next_cursor": next_cursor}
+            items = [self._dataset_json(r, fields[r["id"]]) for r in rows]
+            if include_digest:  # the digest at one bucket: no datapoint read (roots.py)
+                for item, r in zip(items, rows):
+                    item["digest"] = roots.listed_digest(r["key_field"], r["datapoint_count"], self._root(con, r))
+        return {"items": items, "next_cursor": next_cursor}
 
     def get_dataset(self, org: int, dataset_id: int) -> dict:
         with self._read() as con:
@@ -178,7 +201,10 @@ class DatasetsMixin:
             if rekey:
                 self._rekey(con, dataset_id, patch["key"])
             self._touch(con, dataset_id)
-            return self._answer(con, org, idem, self._dataset_out(con, org, dataset_id))
+            result = self._answer(con, org, idem, self._dataset_out(con, org, dataset_id))
+        if not rekey:  # committed, the datapoints untouched: the new version's summary is the old one's
+            self._carry_summaries(dataset_id, row["version"], result["version"])
+        return result
 
     @staticmethod
     def _note_applied(con: sqlite3.Connection, dataset_id: int, row: sqlite3.Row, note: dict | None) -> None:
@@ -227,9 +253,10 @@ class DatasetsMixin:
                 _refuse_duplicates(prepared, key)
             ids: list[int] = []
             if len(prepared):
+                root = roots.xor(self._root(con, row), roots.xor_hashes(prepared.hashes))  # before the insert
                 ids = self._insert_rows(con, dataset_id, prepared, key)
                 self._warm_start(con, dataset_id, ids)
-                self._touch(con, dataset_id, len(ids))
+                self._touch(con, dataset_id, len(ids), root)
             result = self._dataset_out(con, org, dataset_id)
             result["datapoint_ids"] = ids
             return self._answer(con, org, idem, result)
@@ -320,13 +347,14 @@ class DatasetsMixin:
                 prepared = prepare(rows, fields, key, ("body", "data"), ("data",))
                 _refuse_duplicates(prepared, key)
             present: set[int] = set()
+            old_hashes: list[bytes] = []
             for part in chunks(ids):
-                present.update(
-                    r[0] for r in con.execute(
-                        f"SELECT id FROM datapoints WHERE dataset_id = ? AND id IN ({marks(len(part))})",
-                        (dataset_id, *part),
-                    )
-                )
+                for dp_id, old in con.execute(
+                    f"SELECT id, hash FROM datapoints WHERE dataset_id = ? AND id IN ({marks(len(part))})",
+                    (dataset_id, *part),
+                ):
+                    present.add(dp_id)
+                    old_hashes.append(old)
             missing = [(i, dp_id) for i, dp_id in enumerate(ids) if dp_id not in present]
             if missing:
                 raise Invalid([
@@ -335,6 +363,7 @@ class DatasetsMixin:
                 ])
             if not ids:
                 return self._answer(con, org, idem, self._dataset_out(con, org, dataset_id))
+            root = roots.xor(self._root(con, row), roots.xor(roots.xor_hashes(old_hashes), roots.xor_hashes(prepared.hashes)))
             if key is not None:  # free the old keys first, so rows may swap keys
                 con.executemany(
                     "UPDATE datapoints SET key = NULL WHERE dataset_id = ? AND id = ?", zip(repeat(dataset_id), ids)
@@ -348,21 +377,23 @@ class DatasetsMixin:
                 taken = self._taken_keys(con, dataset_id, prepared.keys, seen.__contains__)
                 raise Conflict(duplicate_message(key or "", taken, "already in the dataset")) from None
             self._warm_start(con, dataset_id, ids, refresh=True)
-            self._touch(con, dataset_id)
+            self._touch(con, dataset_id, 0, root)
             return self._answer(con, org, idem, self._dataset_out(con, org, dataset_id))
 
     def delete_datapoints(self, org: int, dataset_id: int, ids: list[int], if_match: int | None, idem: Any) -> dict:
         with self._write() as con:
             row = self._dataset(con, org, dataset_id)
             check_version(row["version"], if_match)
-            deleted = 0
+            root = self._root(con, row)
+            gone: list[bytes] = []
             for part in chunks(sorted(set(ids))):
-                deleted += con.execute(
-                    f"DELETE FROM datapoints WHERE dataset_id = ? AND id IN ({marks(len(part))})",
+                gone += [r[0] for r in con.execute(
+                    f"DELETE FROM datapoints WHERE dataset_id = ? AND id IN ({marks(len(part))}) RETURNING hash",
                     (dataset_id, *part),
-                ).rowcount
+                ).fetchall()]
+            deleted = len(gone)
             if deleted:
-                self._touch(con, dataset_id, -deleted)
+                self._touch(con, dataset_id, -deleted, roots.xor(root, roots.xor_hashes(gone)))
             result = self._dataset_out(con, org, dataset_id)
             result["deleted"] = deleted
             return self._answer(con, org, idem, result)

@@ -89,6 +89,18 @@ class DigestMixin:
                 self._summaries.popitem(last=False)
         return summary
 
+    def _carry_summaries(self, dataset_id: int, version: int, new_version: int) -> None:
+        """A committed change of the dataset that touched neither its datapoints nor its
+        key (a description, a field added: no hash or point changes) gives ``new_version``
+        the summaries cached for ``version``, so the next digest does not scan again. Only
+        after the commit: a version number is the data's only once committed."""
+        with self._summaries_lock:
+            for (ds, v, key), summary in list(self._summaries.items()):
+                if ds == dataset_id and v == version:
+                    self._summaries[(ds, new_version, key)] = summary
+            while len(self._summaries) > SUMMARY_CACHE:
+                self._summaries.popitem(last=False)
+
     @staticmethod
     def _key_summary(con: sqlite3.Connection, dataset_id: int) -> FineSummary:
         """The summary by the dataset's own key: stored hashes and points only."""

@@ -63,6 +63,8 @@ CREATE TABLE IF NOT EXISTS datasets (
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     last_applied TEXT,                    -- JSON object a client noted after its last apply
+    hash_xor BLOB,                        -- XOR of the datapoints' hashes (server/roots.py), valid
+    hash_xor_version INTEGER,             -- ... when this equals version (else: unknown)
     UNIQUE (org_id, name)
 );
 CREATE TABLE IF NOT EXISTS fields (
@@ -191,11 +193,12 @@ class SqliteStore(DatasetsMixin, DigestMixin, ProjectsMixin):
 
     def _migrate(self) -> None:
         """Bring a database made by an earlier build up to :data:`SCHEMA`."""
-        added = (("idempotency", "fingerprint"), ("datasets", "last_applied"))
-        for table, column in added:
+        added = (("idempotency", "fingerprint", "TEXT"), ("datasets", "last_applied", "TEXT"),
+                 ("datasets", "hash_xor", "BLOB"), ("datasets", "hash_xor_version", "INTEGER"))
+        for table, column, kind in added:
             columns = {r[1] for r in self._w.execute(f"PRAGMA table_info({table})")}
             if column not in columns:
-                self._w.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+                self._w.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     # ------------------------------------------------------------------ connections
 

@@ -76,7 +76,7 @@ def test_record_makes_a_noop_plan_read_no_row(client, make_dataset, tmp_path):
     first = first_apply(client, ds, path)
     rec = record_of(client, ds)
     assert rec["rows"] == 3000 and rec["fingerprint"] == first.fingerprint
-    assert set(rec) == {"format", "signature", "source_sha256", "fingerprint", "rows", "buckets", "digest"}
+    assert set(rec) == {"format", "signature", "source_sha256", "fingerprint", "rows", "buckets", "digest", "root"}
     before = client.request("GET", f"/datasets/{ds}")["version"]
 
     change, rows = plan(client, ds, path)

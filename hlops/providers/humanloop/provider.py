@@ -154,6 +154,7 @@ class HumanloopProvider(Provider):
             source=spec.source,
             cache_dir=cache_dir,
             last_applied=(raw or {}).get("last_applied"),
+            listed=raw,
         )
 
     def apply_data(self, raw: dict, change: DataChange, spec: DataSpec, *, parallelism: int = 4,

@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from hlops.errors import ApiError
 from hlops.provider import Actual
 from hlops.providers.humanloop.client import Client
 from hlops.providers.humanloop.kinds import KINDS
@@ -81,8 +82,22 @@ def read(client: Client, renames: dict[str, str] | None = None) -> RemoteState:
     """
     state = RemoteState()
     renames = renames or {}
-    for raw in client.paginate(KINDS["dataset"].collection):
+    for raw in _datasets(client):
         state.index.add_dataset(raw, renames.get(raw["name"]))
     for raw in client.paginate(KINDS["project"].collection):
         state.index.projects[raw["id"]] = raw
     return state
+
+
+def _datasets(client: Client) -> list[dict]:
+    """Every dataset, each with its ``digest`` at one bucket ([ext] ``include=digest``: what
+    a no-op data check needs, so it makes no call of its own). A server that refuses the
+    parameter (an older hlops server: 422 at ``query.include``) is asked without it; one that
+    ignores it lists no ``digest``, and each data check then reads its dataset's digest."""
+    collection = KINDS["dataset"].collection
+    try:
+        return list(client.paginate(collection, include="digest"))
+    except ApiError as exc:
+        if exc.status != 422 or "include" not in str(exc.detail):
+            raise
+        return list(client.paginate(collection))

@@ -93,6 +93,7 @@ def plan_data(
     cache_dir: Path | None = None,
     parallelism: int = 4,
     last_applied: Any = None,
+    listed: Any = None,
 ) -> DataChange:
     """Compare a dataset's data (``rows``, streamed) with its remote datapoints.
 
@@ -101,12 +102,14 @@ def plan_data(
     keys and rows without a key value. ``cache_dir`` (e.g. ``.hlops/cache``) keeps the local
     summary of a data file (``source``) and the last upload rate. ``last_applied``: the
     dataset's ``last_applied`` as read (:mod:`hlops.providers.humanloop.data.applied`); when it vouches for the
-    file's bytes and the remote, the plan is a no-op without reading a row.
+    file's bytes and the remote, the plan is a no-op without reading a row; ``listed``: the
+    dataset as listed (with its ``digest`` when the server answered ``include=digest``),
+    which lets that no-op be decided without any call.
     """
     diff = derive(
         client, dataset_id, remote_count, fields, key, rows, prune=prune,
         show_data=show_data, source=source, cache_dir=cache_dir, parallelism=parallelism,
-        last_applied=last_applied,
+        last_applied=last_applied, listed=listed,
     )
     change = diff.to_change(source, show_data, rate_for(client, cache_dir))
     _remember(change, diff, signature(fields, key))

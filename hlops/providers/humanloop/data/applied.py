@@ -6,7 +6,8 @@ the dataset (``PATCH /datasets/{id} {"last_applied": ...}``)::
 
     {"format": 1, "signature": <hlops.data.cache.signature of fields, key and checks>,
      "source_sha256": <SHA-256 of the file's bytes>, "fingerprint": <the summary's>,
-     "rows": <row count>, "buckets": L, "digest": <items hash of the remote digest at L>}
+     "rows": <row count>, "buckets": L, "digest": <items hash of the remote digest at L>,
+     "root": <items hash of that digest folded to one bucket>}
 
 hashes and counts only, never row content. It is written only when the remote digest read
 right after the upload equals the local summary folded to L (the remote holds exactly the
@@ -18,9 +19,13 @@ are read once more and must still make the summary's fingerprint: the record, an
 calls an apply makes, never depend on the file's age.
 
 A plan then trusts a record whose format and signature are the current ones when the file's
-bytes hash to ``source_sha256`` and the remote digest at L still hashes to ``digest``: the
-rows are those applied, a no-op, decided without reading a row. Anything else falls back to
-the full comparison.
+bytes hash to ``source_sha256`` and the remote still holds the rows applied: a no-op, decided
+without reading a row. Whether the remote still holds them is read from the dataset list
+when the server answered ``GET /datasets?include=digest`` (each dataset's digest at one
+bucket: its ``root`` must equal the record's, with the same key and count -- no call of its
+own), else from the remote digest at L, which must still hash to ``digest`` (one call; also
+for a record written before ``root`` existed). Anything else falls back to the full
+comparison.
 """
 
 from __future__ import annotations
@@ -30,9 +35,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from hlops.providers.humanloop.client import Client
 from hlops.data.cache import content_hash, file_state, racy
-from hlops.providers.humanloop.data.digest import RemoteDigest, read_digest
+from hlops.providers.humanloop.data.digest import RemoteDigest, items_hash, read_digest
 from hlops.errors import ApiError, HlopsError
 
 FORMAT = 1
@@ -48,6 +55,7 @@ class Record:
     rows: int
     buckets: int
     digest: str
+    root: str = ""  # "": a record written before the root existed (checked by `digest` only)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -58,10 +66,10 @@ class Record:
         if not isinstance(raw, dict) or raw.get("format") != FORMAT:
             return None
         try:
-            rec = cls(**{name: raw[name] for name in cls.__dataclass_fields__})
-        except (KeyError, TypeError):
+            rec = cls(**{name: raw[name] for name in cls.__dataclass_fields__ if name in raw})
+        except TypeError:  # a member missing
             return None
-        strings = (rec.signature, rec.source_sha256, rec.fingerprint, rec.digest)
+        strings = (rec.signature, rec.source_sha256, rec.fingerprint, rec.digest, rec.root)
         if not all(type(s) is str for s in strings) or not all(type(n) is int for n in (rec.rows, rec.buckets)):
             return None
         return rec
@@ -125,7 +133,8 @@ def note(client: Client, dataset_id: int, key: str | None, *, signature: str, pa
     digest = read_digest(client, dataset_id, key, buckets)
     if digest.items_hash != local_hash or digest.key != key:
         return False
-    record = Record(FORMAT, signature, hashed[0], fingerprint, rows, buckets, digest.items_hash)
+    record = Record(FORMAT, signature, hashed[0], fingerprint, rows, buckets, digest.items_hash,
+                    root_hash(digest.counts, digest.xor))
     try:
         client.request("PATCH", f"/datasets/{dataset_id}", body={FIELD: record.to_json()},
                        if_match=digest.version)
@@ -157,3 +166,38 @@ def trusted_digest(client: Client, dataset_id: int, key: str | None, rec: Record
     digest = read_digest(client, dataset_id, key, rec.buckets)
     same = digest.items_hash == rec.digest and digest.key == key and digest.total == rec.rows
     return same, digest
+
+
+def root_hash(counts: np.ndarray, xor: np.ndarray) -> str:
+    """The items hash of a digest (or a summary's fold: int64 counts, uint8[n, 32] XORs)
+    folded to one bucket: the one hash that names a dataset's whole content."""
+    return items_hash(np.array([counts.sum()], np.int64), np.bitwise_xor.reduce(xor, axis=0).reshape(1, 32))
+
+
+def listed_root(listed: Any) -> tuple[str | None, int, str] | None:
+    """``(key, count, root hash)`` of a dataset's ``digest`` in a list answered with
+    ``include=digest`` (see docs/api.md); None when absent or malformed (a server that
+    ignores ``include``)."""
+    if not isinstance(listed, dict):
+        return None
+    key, count, hexed = listed.get("key"), listed.get("count"), listed.get("hash")
+    if not (key is None or type(key) is str) or type(count) is not int or type(hexed) is not str:
+        return None
+    try:
+        xor = np.frombuffer(bytes.fromhex(hexed), np.uint8)
+    except ValueError:
+        return None
+    if len(xor) != 32:
+        return None
+    return key, count, items_hash(np.array([count], np.int64), xor.reshape(1, 32))
+
+
+def trusted_listing(rec: Record, key: str | None, listed: Any) -> bool | None:
+    """Whether the listed digest shows the remote still holds exactly the rows applied;
+    None when it cannot tell (a record without ``root``, or no digest in the list): then
+    :func:`trusted_digest` asks."""
+    found = listed_root(listed)
+    if not rec.root or found is None:
+        return None
+    listed_key, count, root = found
+    return root == rec.root and listed_key == key and count == rec.rows

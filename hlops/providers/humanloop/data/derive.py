@@ -178,16 +178,20 @@ def derive(
     parallelism: int = 4,
     costs: cmp.Costs | None = None,
     last_applied: Any = None,
+    listed: Any = None,
 ) -> DataDiff:
     """The diff (see the module docstring). ``costs`` overrides the measured cost model
     (tests use it to drive each path). ``last_applied``: the dataset's record of its last
     apply (:mod:`hlops.providers.humanloop.data.applied`); when it vouches for the file's bytes and the remote,
-    the diff is a no-op decided without reading a row."""
+    the diff is a no-op decided without reading a row. ``listed``: the dataset as the list
+    read it (its ``version``, and its ``digest`` when the server answered
+    ``include=digest``): a record with a root is then checked against it without a call."""
     where = source or "inline data"
     n_ex = N_EXAMPLES if show_data else 0
     read = None  # a remote digest already read, reused below when at the same level
     if client is not None and dataset_id is not None and source is not None and last_applied:
-        trusted, read = _from_record(client, dataset_id, key, fields, rows, source, last_applied, prune, n_ex)
+        trusted, read = _from_record(client, dataset_id, key, fields, rows, source, last_applied, prune, n_ex,
+                                     listed)
         if trusted is not None:
             return trusted
     summary, state, read_at = load_summary(rows, fields, key, source, cache_dir, where)
@@ -283,15 +287,31 @@ def _measure(client: Client, dataset_id: int, key: str | None, n: int, cat: np.n
 
 def _from_record(
     client: Client, dataset_id: int, key: str | None, fields: dict[str, str], rows: RowSource,
-    source: str, last_applied: Any, prune: bool, n_examples: int,
+    source: str, last_applied: Any, prune: bool, n_examples: int, listed: Any = None,
 ) -> tuple[DataDiff | None, RemoteDigest | None]:
     """The no-op diff when the dataset's last-applied record vouches for the data file's
-    bytes and the remote still holds the rows applied; else (None, the digest if one was
-    read)."""
+    bytes and the remote still holds the rows applied (told by the listed digest, else by
+    one digest read); else (None, the digest if one was read)."""
     found = applied.matching(last_applied, summary_signature(fields, key, rows), Path(source))
     if found is None:
         return None, None
     rec, state = found
+    listed = listed if isinstance(listed, dict) else {}
+    by_listing = applied.trusted_listing(rec, key, listed.get("digest"))
+    if by_listing is False:
+        return None, None
+    if by_listing:
+        # At one bucket: apply's check that the plan is not stale (`_reusable`) reads the
+        # digest at `coarse` and compares its items hash with `coarse_hash`, the root.
+        version = listed.get("version")
+        diff = DataDiff(
+            fingerprint=rec.fingerprint, local_rows=rec.rows, remote_rows=rec.rows, key=key,
+            prune=prune, add_all=np.zeros(FINE, bool), add_all_rows=0, add_all_bytes=0,
+            rows=RowDiff(n_examples=n_examples), buckets=1, coarse=1, coarse_hash=rec.root,
+            remote_version=version if type(version) is int else None, source_state=state,
+            dataset_id=dataset_id, decided_by="last_applied",
+        )
+        return diff, None
     same, digest = applied.trusted_digest(client, dataset_id, key, rec)
     if not same:
         return None, digest
