@@ -21,7 +21,6 @@ from typing import Any
 from hlops.errors import ApiError, SettingsError
 from hlops.plan import DataChange
 from hlops.provider import CAPABILITIES, DataReport, DataSpec, Provider, Variable
-from hlops.providers.humanloop import data as hl_data
 from hlops.providers.humanloop.client import AmbiguousCreate, CallCounter, Client, ClientOptions
 from hlops.providers.humanloop.kinds import KINDS
 from hlops.providers.humanloop.kinds.base import Call
@@ -138,10 +137,14 @@ class HumanloopProvider(Provider):
     # ----------------------------------------------------------------- datapoints
 
     def data_vouched(self, state: RemoteState, name: str, spec: DataSpec) -> bool:  # type: ignore[override]
+        from hlops.providers.humanloop import data as hl_data  # numpy: only with data
+
         return hl_data.vouched(state.last_applied("dataset", name), spec.fields, spec.key, spec.rows, spec.source)
 
     def plan_data(self, raw: dict | None, spec: DataSpec, *, show_data: bool = False,
                   cache_dir: Path | None = None) -> DataChange:
+        from hlops.providers.humanloop import data as hl_data  # numpy: only with data
+
         return hl_data.plan_data(
             self.client if raw is not None else None,
             raw["id"] if raw is not None else None,
@@ -159,6 +162,8 @@ class HumanloopProvider(Provider):
     def apply_data(self, raw: dict, change: DataChange, spec: DataSpec, *, parallelism: int = 4,
                    progress: Callable[[Any], None] | None = None,
                    cache_dir: Path | None = None) -> DataReport:
+        from hlops.providers.humanloop import data as hl_data  # numpy: only with data
+
         return hl_data.apply_data(
             self.client, raw["id"], change, spec.fields, spec.key, spec.rows,
             prune=spec.prune, parallelism=parallelism, progress=progress, cache_dir=cache_dir,
