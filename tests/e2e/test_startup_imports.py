@@ -1,7 +1,7 @@
 """What a command imports is part of its start-up cost (issue 14: ~0.4-1 s of CPU a run
 before any work). Pinned here as properties, not timings: the client never imports the
 server (FastAPI, uvicorn), a no-op plan never imports DeepDiff (nothing differs), and
-`hlops validate --no-data` imports neither numpy nor the datapoint engine."""
+`hlops validate --no-data` imports neither numpy, the datapoint engine nor requests."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import sys
 
 from support.cli import REPO
 
-HEAVY = ("fastapi", "uvicorn", "starlette", "sqlalchemy", "deepdiff", "numpy")
+HEAVY = ("fastapi", "uvicorn", "starlette", "sqlalchemy", "deepdiff", "numpy", "requests")
 
 # Runs `hlops ARGS` in this interpreter, then writes the top-level modules it imported.
 PROBE = """
