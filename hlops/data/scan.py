@@ -105,10 +105,11 @@ def scan_checked(checked: CheckedPass, key: str | None, where: str, sink: Sink) 
                 if row is None:
                     continue
             else:
-                common = type(row) is dict and (check_key is None or type(row.get(check_key)) is str)
+                common = (type(row) is dict and row.keys() <= plain
+                          and (check_key is None or type(row.get(check_key)) is str))
                 if common:
-                    for name, value in row.items():
-                        if type(value) is not str or name not in plain:
+                    for value in row.values():
+                        if type(value) is not str:
                             common = False
                             break
                 if common:
