@@ -40,7 +40,10 @@ bench/results/wire.json (with --only, the parts measured replace theirs in the s
 of the same N and R); README's table is rendered from the results by bench/render_readme.py.
 With --profile DIR the hlops runs of apply, plan and noop go under `py-spy record
 --subprocesses` instead (no figures saved): DIR gets each profile as a flame graph and its
-top functions as text (docs/performance.md).
+top functions as text (docs/performance.md). Before measuring, hlops and the venv's
+site-packages are byte-compiled (`byte_compile`; `--no-compile` skips it), so no run pays
+for compiling sources (a `uv pip install` without `--compile-bytecode` under
+PYTHONDONTWRITEBYTECODE=1 otherwise costs every process ~0.6 s of CPU).
 """
 
 from __future__ import annotations
@@ -457,6 +460,22 @@ def top_lines(raw: Path, limit: int = 15, rate: int = 200) -> str:
 # --------------------------------------------------------------------------- main
 
 
+def byte_compile() -> dict:
+    """Byte-compile hlops and this venv's site-packages (``compileall``: what ``pip install``
+    does at install, ``uv pip install`` only with ``--compile-bytecode``), so that no CLI run
+    compiles Python sources at import. Without it, under ``PYTHONDONTWRITEBYTECODE=1``
+    (which never writes the ``.pyc`` files), every hlops process compiles its ~400 modules:
+    ~0.6 s of CPU a run, 2-3x hlops' whole start-up, which is not what is measured here."""
+    import compileall
+    import sysconfig
+
+    t = time.perf_counter()
+    dirs = [ROOT / "hlops", Path(sysconfig.get_paths()["purelib"])]
+    ok = all(compileall.compile_dir(str(d), quiet=1, workers=0) for d in dirs)
+    return {"dirs": [str(d) for d in dirs], "ok": ok, "seconds": round(time.perf_counter() - t, 2),
+            "PYTHONDONTWRITEBYTECODE": os.environ.get("PYTHONDONTWRITEBYTECODE", "")}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
@@ -465,12 +484,14 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1, help="pairs of baseline and hlops runs (medians)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--profile", type=Path, metavar="DIR", help="py-spy the hlops runs of apply, plan, noop into DIR")
+    ap.add_argument("--no-compile", action="store_true", help="do not byte-compile hlops and site-packages first")
     args = ap.parse_args()
     parts = set(args.only or PARTS) - ({"local", "rss"} if args.profile else set())
     if args.profile:
         args.profile = args.profile.resolve()
         args.profile.mkdir(parents=True, exist_ok=True)
         args.repeat = 1
+    compiled = None if args.no_compile else byte_compile()
     n, load_before = args.rows, os.getloadavg()
     res: dict = {"rows": n, "resources": args.resources, "repeat": args.repeat}
     with tempfile.TemporaryDirectory(prefix="hlops-wire-") as tmp:
@@ -521,7 +542,8 @@ def main() -> None:
                       "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                                                capture_output=True, text=True).stdout.strip(),
                       "loadavg_before": [round(x, 2) for x in load_before],
-                      "loadavg_after": [round(x, 2) for x in os.getloadavg()]}
+                      "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+                      "byte_compiled": compiled}
     for part in parts:  # each part says which run made it (a merged file holds several)
         key = "rss_tenth" if part == "rss" else part
         if key in res:

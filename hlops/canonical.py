@@ -173,10 +173,11 @@ class RowNormaliser:
 
     def __init__(self, fields: Mapping[str, str]):
         self.fields = dict(fields)
-        self._plain = frozenset(n for n, t in self.fields.items() if t in ("text", "categorical"))
+        # fields whose normal value is the string itself: a row of strings in these alone is normal
+        self.plain = frozenset(n for n, t in self.fields.items() if t in ("text", "categorical"))
 
     def __call__(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        plain = self._plain
+        plain = self.plain
         for name, value in row.items():
             if type(value) is not str or name not in plain:
                 return normalise_row(row, self.fields)

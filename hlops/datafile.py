@@ -193,6 +193,15 @@ class RowChecker:
         self._shown_classes: list[tuple] = []  # the class of each of self.problems
         self._shown = 0
 
+    def plain_rows(self) -> frozenset[str] | None:
+        """The fields of the rows :meth:`check` passes unchanged and without a problem (an
+        object of strings in these fields only, the key field among them a string), for a
+        loop that counts those rows itself (``rows += n``) and calls :meth:`check` for the
+        rest; None when every row needs :meth:`check` (duplicate keys are indexed here)."""
+        if self._keys is not None:
+            return None
+        return self._normalise.plain - self.span_texts.keys()
+
     def report(self, line: int, col: int, message: str, klass: tuple, what: str) -> None:
         entry = self._classes.setdefault(klass, [0, 0, 0, what])
         entry[0] += 1
@@ -337,13 +346,13 @@ class CheckedPass:
     def __init__(self, path: Path | str, fields: Mapping[str, str], key: str | None = None, *,
                  span_texts: Mapping[str, str] | None = None, display: str | None = None,
                  duplicates: bool = True, lines: LineRange | None = None):
-        self._reader = RowReader(path, fields, display, lines)
-        checker = RowChecker(fields, key, span_texts, self._reader.display, duplicates=duplicates)
-        self.findings = Findings(self._reader.problems, checker)
+        self.reader = RowReader(path, fields, display, lines)
+        checker = RowChecker(fields, key, span_texts, self.reader.display, duplicates=duplicates)
+        self.findings = Findings(self.reader.problems, checker)
 
     def __iter__(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        check, position = self.findings.checker.check, self._reader.position
-        for line, row in self._reader:
+        check, position = self.findings.checker.check, self.reader.position
+        for line, row in self.reader:
             norm = check(line, row, position)
             if norm is not None:
                 yield line, norm
@@ -400,7 +409,8 @@ class CheckedFile:
     def checked_file(self) -> CheckedFile:
         return self
 
-    def check_lines(self, lines: LineRange) -> CheckedPass:
+    def check_lines(self, lines: LineRange | None = None) -> CheckedPass:
+        """The checked pass of a range of lines (``None``: the whole file)."""
         return CheckedPass(self.path, self.fields, self.key, span_texts=self.span_texts,
                            display=self.display, duplicates=False, lines=lines)
 

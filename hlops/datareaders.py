@@ -30,6 +30,9 @@ SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv")
 CHUNK = 1 << 20
 MAX_ELEMENT = 64 << 20  # a single JSON element larger than this is an error, not a stall
 
+SKIP = object()  # RowReader.jsonl_row: no row on this line (blank, or a syntax problem)
+STOP = object()  # RowReader.jsonl_row: stop reading (the file is a JSON array)
+
 csv.field_size_limit(min(sys.maxsize, 1 << 30))
 
 
@@ -126,30 +129,61 @@ class RowReader:
         return self._line + newlines, at - raw.rfind("\n", 0, at)
 
     # -- .jsonl
+    def jsonl_lines(self) -> tuple[Any, Iterator[tuple[int, bytes]]]:
+        """``(open file, (line number, raw line) pairs)`` of a JSONL file or of its range
+        :attr:`lines`; the pairs are C iterators over the file (no Python frame a line), for
+        loops that parse the common line themselves (:meth:`jsonl_row` for the rest)."""
+        f = open(self.path, "rb")
+        if self.lines is None:
+            return f, enumerate(f, 1)
+        f.seek(self.lines.start)
+        return f, enumerate(itertools.islice(f, self.lines.count), self.lines.first_line)
+
+    def jsonl_row(self, line_no: int, line: bytes) -> Any:
+        """The row of a JSONL line that ``orjson.loads`` refused (or any line: it reads it
+        the long way): :data:`SKIP` for a blank line or a syntax problem (recorded),
+        :data:`STOP` when the file turns out to be a JSON array, else the row (and
+        :meth:`position` then refers to this line)."""
+        if line_no == 1 and line.startswith(b"\xef\xbb\xbf"):
+            line = line[3:]
+        if not line.strip():
+            return SKIP
+        try:
+            row = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            if line_no == 1 and line.lstrip().startswith(b"["):
+                self.problem(1, 1, "a .jsonl file holds one JSON object per line, this "
+                             "one starts with '[' — if it is a JSON array, name it .json")
+                return STOP
+            message = _json_message(exc.msg)
+            if "UTF-8" not in message:
+                message += " — each line of a .jsonl file must be one JSON object"
+            self.problem(line_no, exc.colno or 1, message)
+            return SKIP
+        self._raw, self._line = line, line_no
+        return row
+
+    def at(self, line_no: int, line: bytes) -> None:
+        """Make :meth:`position` refer to ``line`` (a row a caller parsed itself)."""
+        self._raw, self._line = line, line_no
+
     def _jsonl(self) -> Iterator[tuple[int, Any]]:
-        with open(self.path, "rb") as f:
-            lines, first = f, 1
-            if self.lines is not None:
-                f.seek(self.lines.start)
-                lines, first = itertools.islice(f, self.lines.count), self.lines.first_line
-            for line_no, line in enumerate(lines, first):
-                if line_no == 1 and line.startswith(b"\xef\xbb\xbf"):
-                    line = line[3:]
-                if not line.strip():
-                    continue
+        # The common line is parsed here directly; blank lines, a BOM, syntax errors (orjson
+        # refuses all three) take the long way, jsonl_row.
+        loads, decode_error = orjson.loads, orjson.JSONDecodeError
+        f, lines = self.jsonl_lines()
+        with f:
+            for line_no, line in lines:
                 try:
-                    row = orjson.loads(line)
-                except orjson.JSONDecodeError as exc:
-                    if line_no == 1 and line.lstrip().startswith(b"["):
-                        self.problem(1, 1, "a .jsonl file holds one JSON object per line, this "
-                                     "one starts with '[' — if it is a JSON array, name it .json")
+                    row = loads(line)
+                except decode_error:
+                    row = self.jsonl_row(line_no, line)
+                    if row is SKIP:
+                        continue
+                    if row is STOP:
                         return
-                    message = _json_message(exc.msg)
-                    if "UTF-8" not in message:
-                        message += " — each line of a .jsonl file must be one JSON object"
-                    self.problem(line_no, exc.colno or 1, message)
-                    continue
-                self._raw, self._line = line, line_no
+                else:
+                    self._raw, self._line = line, line_no
                 yield line_no, row
 
     # -- .json

@@ -7,7 +7,8 @@ fingerprint) — never row content. The entry is valid only for the same
 - file: resolved path, size, mtime and ctime (ns), inode and device. ``ctime`` cannot be set
   by a user, so an edit that restores the size and the mtime still invalidates;
 - meaning: the fields and key, the hlops version and the source of the modules that define
-  the canonical form and read data files (a changed normalisation invalidates).
+  the canonical form, read data files and check their rows (`hlops.data.scan` checks the
+  common JSONL row itself): a changed normalisation or check invalidates.
 
 Like git's index, an entry is not written when the file changed less than
 :data:`RACY_SECONDS` before it was read (an edit in the same timestamp tick could go
@@ -43,7 +44,7 @@ MIN_RATE_ROWS = 1000
 
 def _module_source_hash() -> str:
     h = hashlib.sha256()
-    for mod in ("hlops.canonical", "hlops.datafile", "hlops.datareaders"):
+    for mod in ("hlops.canonical", "hlops.datafile", "hlops.datareaders", "hlops.data.scan"):
         try:
             module = __import__(mod, fromlist=["_"])
             h.update(Path(module.__file__).read_bytes())

@@ -113,6 +113,8 @@ def summarise(rows: RowSource, key: str | None, where: str) -> LocalSummary:
     file = parallel.split_file(rows)
     if file is not None:
         missing, problems = parallel.scan_file(file, key, where, acc.add)
+    elif (whole := parallel.checked_file(rows)) is not None:
+        missing, problems = parallel.scan_whole(whole, key, where, acc.add)
     else:
         missing, problems = scan(rows(), key, where, acc.add)
     if missing > len(problems):

@@ -32,15 +32,13 @@ apply``, which applies datasets in threads, has that summary already from its pl
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import threading
 from collections import deque
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from hlops.data.scan import MAX_PROBLEMS, Sink, scan
+from hlops.data.scan import MAX_PROBLEMS, Sink, scan_checked
 from hlops.datafile import CheckedFile, Findings
 from hlops.datareaders import LineRange, format_of, line_ranges
 from hlops.errors import ManifestError, Problem, SettingsError
@@ -65,6 +63,13 @@ def workers() -> int:
     except AttributeError:  # not on Linux
         cpus = os.cpu_count() or 1
     return min(cpus, MAX_AUTO_WORKERS)
+
+
+def checked_file(rows: Any) -> CheckedFile | None:
+    """The data file behind ``rows`` (a :class:`hlops.datafile.RowSource` or a
+    CheckedFile), or None (inline rows, any other source)."""
+    describe = getattr(rows, "checked_file", None)
+    return describe() if callable(describe) else None
 
 
 def split_file(rows: Any) -> CheckedFile | None:
@@ -103,7 +108,7 @@ def _scan_range(file: CheckedFile, lines: LineRange, key: str | None, where: str
     """In a worker: the checked pass and the scan of one range of lines."""
     checked = file.check_lines(lines)
     chunks: list[tuple] = []
-    missing, problems = scan(checked, key, where, lambda *chunk: chunks.append(chunk))
+    missing, problems = scan_checked(checked, key, where, lambda *chunk: chunks.append(chunk))
     return _Part(
         b"".join(bytes(c[0]) for c in chunks), b"".join(bytes(c[1]) for c in chunks),
         b"".join(bytes(c[2]) for c in chunks), missing, problems, checked.findings,
@@ -130,6 +135,9 @@ def scan_file(file: CheckedFile, key: str | None, where: str, sink: Sink) -> tup
         else:
             findings.absorb(part.findings)
 
+    import multiprocessing  # with concurrent.futures.process: ~50 ms, only for a split pass
+    from concurrent.futures import ProcessPoolExecutor
+
     pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork"))
     try:
         for lines in line_ranges(file.path, RANGE_BYTES):
@@ -143,4 +151,16 @@ def scan_file(file: CheckedFile, key: str | None, where: str, sink: Sink) -> tup
     checked = findings.problems() if findings is not None else []
     if checked:
         raise ManifestError(checked)
+    return missing, problems
+
+
+def scan_whole(file: CheckedFile, key: str | None, where: str, sink: Sink) -> tuple[int, list[Problem]]:
+    """:func:`scan_file` in this process, one pass (what a file too small to split gets):
+    the same results and the same ManifestError as :func:`hlops.data.scan.scan` over
+    ``file()``, in one loop (:func:`hlops.data.scan.scan_checked`)."""
+    checked = file.check_lines(None)
+    missing, problems = scan_checked(checked, key, where, sink)
+    found = checked.findings.problems()
+    if found:
+        raise ManifestError(found)
     return missing, problems

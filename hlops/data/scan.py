@@ -13,12 +13,17 @@ from __future__ import annotations
 import hashlib
 from array import array
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import orjson
 
 from hlops import canonical
+from hlops.datareaders import SKIP, STOP
 from hlops.errors import Problem
+
+if TYPE_CHECKING:
+    from hlops.datafile import CheckedPass
 
 FINE = canonical.MAX_BUCKETS  # 65,536
 FINE_MASK = FINE - 1
@@ -59,6 +64,82 @@ def scan(rows: Iterable[tuple[int, dict]], key: str | None, where: str, sink: Si
         if len(sizes) >= CHUNK:
             sink(points, digests, sizes)
             points, digests, sizes = array("Q"), bytearray(), array("I")
+    if sizes:
+        sink(points, digests, sizes)
+    return missing, problems
+
+
+def scan_checked(checked: CheckedPass, key: str | None, where: str, sink: Sink) -> tuple[int, list[Problem]]:
+    """:func:`scan` of ``checked``'s rows (a :class:`hlops.datafile.CheckedPass`), with the
+    same results, the same ``checked.findings`` and the same sink calls; for a JSONL file
+    in one loop instead of three nested generators (reader, checker, scan). The common line
+    -- an object of strings in text/categorical fields, its key a string -- is parsed,
+    counted as checked and hashed here; every other line goes through the reader's and the
+    checker's own code (``RowReader.jsonl_row``, ``RowChecker.check``), so every problem and
+    its location is theirs. The caller raises the findings' problems after it, as
+    :func:`hlops.datafile.iter_checked` does after its last row."""
+    reader, checker = checked.reader, checked.findings.checker
+    plain = checker.plain_rows()
+    if reader.format != "jsonl" or plain is None:
+        return scan(checked, key, where, sink)
+    problems: list[Problem] = []
+    missing = fast = 0
+    points, digests, sizes = array("Q"), bytearray(), array("I")
+    key_text, check_key = canonical.key_text, checker.key
+    check, position, slow_row, at = checker.check, reader.position, reader.jsonl_row, reader.at
+    sha256, from_bytes = hashlib.sha256, int.from_bytes
+    loads, decode_error = orjson.loads, orjson.JSONDecodeError
+    dumps, sort_keys = orjson.dumps, orjson.OPT_SORT_KEYS
+    f, lines = reader.jsonl_lines()
+    with f:
+        for line, raw in lines:
+            try:
+                row = loads(raw)
+            except decode_error:  # blank, a BOM, a syntax error: the reader's way
+                row = slow_row(line, raw)
+                if row is SKIP:
+                    continue
+                if row is STOP:
+                    break
+                row = check(line, row, position)
+                if row is None:
+                    continue
+            else:
+                common = (type(row) is dict and row.keys() <= plain
+                          and (check_key is None or type(row.get(check_key)) is str))
+                if common:
+                    for value in row.values():
+                        if type(value) is not str:
+                            common = False
+                            break
+                if common:
+                    fast += 1  # check() would return the row as it is and report nothing
+                else:
+                    at(line, raw)
+                    row = check(line, row, position)
+                    if row is None:
+                        continue
+            # from here on exactly scan()'s loop body
+            cj = dumps(row, option=sort_keys)
+            digest = sha256(cj).digest()
+            if key is None:
+                kt = digest.hex()
+            else:
+                kt = row.get(key)
+                if type(kt) is not str:
+                    kt = key_text(row, key, "")
+                    if kt is None:
+                        missing += 1
+                        if len(problems) < MAX_PROBLEMS:
+                            problems.append(Problem(where, line, 1, f"no value for the key field {key!r} — every datapoint needs a key"))
+                        continue
+            points.append(from_bytes(sha256(kt.encode()).digest()[:8], "big"))  # canonical.key_point
+            digests += digest
+            sizes.append(len(cj))
+            if len(sizes) >= CHUNK:
+                sink(points, digests, sizes)
+                points, digests, sizes = array("Q"), bytearray(), array("I")
+    checker.rows += fast
     if sizes:
         sink(points, digests, sizes)
     return missing, problems

@@ -10,6 +10,7 @@ import pytest
 from hlops.data import parallel
 from hlops.providers.humanloop.data import apply_data, plan_data
 from hlops.data.local import summarise
+from hlops.data.scan import scan, scan_checked
 from hlops.datafile import CheckedFile, iter_checked
 from hlops.datareaders import line_ranges
 from hlops.errors import ManifestError, SettingsError
@@ -168,3 +169,84 @@ def test_same_plan_and_a_correct_apply(tmp_path, split, client, make_dataset):
     report = apply_data(client, ds, change, FIELDS, KEY, src, prune=True)
     assert (report.added, report.changed, report.removed) == (15, 4, 10)
     assert not plan().has_changes
+
+
+SPAN_FIELDS = {**FIELDS, "ents": "character_offsets"}
+
+
+class _Generic:
+    """``file``'s rows as a plain RowSource (no ``checked_file``): scan.scan over iter_checked."""
+
+    def __init__(self, file: CheckedFile):
+        self.file, self.display = file, file.display
+
+    def __call__(self):
+        return self.file()
+
+
+def _mixed_rows() -> list:
+    """The common row (strings only: the one loop's own path) among every other kind."""
+    rows: list = []
+    for i, row in enumerate(make_rows(120)):
+        row = {k: str(v) for k, v in row.items()}
+        kind = i % 12
+        if kind == 1:
+            row[KEY] = i  # an int key: normalised by the checker
+        elif kind == 2:
+            row["ents"] = [{"start": 0, "end": 3, "label": "X"}]
+        elif kind == 3:
+            row["ents"] = [{"start": 0, "end": 999, "label": "X"}]  # past its text
+        elif kind == 4:
+            row.pop(KEY)
+        elif kind == 5:
+            row["nope"] = "x"
+        elif kind == 6:
+            row = b'{"external_id": "broken", \n'
+        elif kind == 7:
+            row = b"  \n"
+        elif kind == 8:
+            row = ["not", "an", "object"]
+        elif kind == 9:
+            row["sentiment"] = None
+        elif kind == 10:
+            row = {}
+        rows.append(row)
+    return rows
+
+
+@pytest.mark.parametrize("bad", [False, True], ids=["good-file", "bad-file"])
+@pytest.mark.parametrize("key", [KEY, None])
+def test_the_one_loop_pass_equals_the_generator_pass(tmp_path, monkeypatch, key, bad):
+    """summarise() of a data file runs the reader, the checker and the scan in one loop
+    (scan.scan_checked); the summary and every located error are those of scan.scan over
+    iter_checked (the generator pass), lines with a BOM, CRLF, blanks and spans included."""
+    monkeypatch.setenv(parallel.WORKERS_ENV, "1")
+    rows = _mixed_rows() if bad else [{k: str(v) for k, v in r.items()} for r in make_rows(300)]
+    if not bad:
+        rows[5][KEY] = 5  # an int: the checker normalises it
+        rows[7]["ents"] = [{"start": 1, "end": 2, "label": "Y"}]
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + lines(rows).replace(b"\n", b"\r\n", 9) + b"\n")
+    file = CheckedFile(str(path), dict(SPAN_FIELDS), key, {"ents": "text"}, path.name)
+    assert parallel.checked_file(file) is file and parallel.split_file(file) is None
+    fused = outcome(file, key)
+    generic = outcome(_Generic(file), key)
+    assert fused == generic
+    assert isinstance(fused, str) == bad
+    if bad:
+        assert f"{path.name}:7:" in fused and "runs past the end of its text" in fused
+    one_loop, generator = file.check_lines(), file.check_lines()
+    scan_checked(one_loop, key, path.name, lambda *chunk: None)
+    scan(generator, key, path.name, lambda *chunk: None)
+    for checked in (one_loop, generator):  # what `hlops validate` counts
+        checked.counted = (checked.findings.checker.rows, checked.findings.checker.bad_rows)
+    assert one_loop.counted == generator.counted
+
+
+def test_the_one_loop_pass_stops_at_a_json_array_named_jsonl(tmp_path, monkeypatch):
+    monkeypatch.setenv(parallel.WORKERS_ENV, "1")
+    path = tmp_path / "array.jsonl"
+    path.write_bytes(b'[{"external_id": "a",\n "text": "b"}]\n')
+    file = source(path)
+    assert outcome(file, KEY) == outcome(_Generic(file), KEY)
+    assert "starts with '['" in outcome(file, KEY)

@@ -185,3 +185,11 @@ def test_renderers_show_the_same_plan():
     assert "<details><summary>" in md and "+Be precise." in md
     again = Plan.from_json(__import__("json").loads(render_json.render(plan)))
     assert again == plan
+
+
+def test_equal_sides_skip_deepdiff_but_type_changes_still_show():
+    same = {"a": [1, {"b": "x"}], "c": None, "d": 1.5, "e": True}
+    assert attribute_changes(same, {"a": [1, {"b": "x"}], "c": None, "d": 1.5, "e": True}) == []
+    assert attribute_changes({"a": 1}, {"a": 1.0}) == [(("a",), 1, 1.0, "change")]
+    assert attribute_changes({"a": 1}, {"a": True}) == [(("a",), 1, True, "change")]
+    assert attribute_changes({"a": [1]}, {"a": (1,)}) == [(("a",), [1], (1,), "change")]

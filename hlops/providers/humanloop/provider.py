@@ -16,16 +16,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hlops.errors import ApiError, SettingsError
 from hlops.plan import DataChange
 from hlops.provider import CAPABILITIES, DataReport, DataSpec, Provider, Variable
-from hlops.providers.humanloop import data as hl_data
-from hlops.providers.humanloop.client import AmbiguousCreate, CallCounter, Client, ClientOptions
 from hlops.providers.humanloop.kinds import KINDS
 from hlops.providers.humanloop.kinds.base import Call
 from hlops.providers.humanloop.remote import RemoteState, read
+
+if TYPE_CHECKING:  # requests is imported on connecting, not by `hlops validate`
+    from hlops.providers.humanloop.client import CallCounter, Client, ClientOptions
 
 DEFAULT_BASE_URL = "https://api.humanloop.com"
 PAGE = 10_000  # datapoints a page when pull reads every row
@@ -65,6 +66,8 @@ class HumanloopProvider(Provider):
                 "no API key: set HLOPS_API_KEY (or pass --api-key), or use --local to run against "
                 "the embedded reference server"
             )
+        from hlops.providers.humanloop.client import Client
+
         return cls(Client(url, key, options))
 
     @property
@@ -86,6 +89,8 @@ class HumanloopProvider(Provider):
     # ----------------------------------------------------------------- executing
 
     def create(self, kind: str, after: dict[str, Any], state: RemoteState) -> dict:  # type: ignore[override]
+        from hlops.providers.humanloop.client import AmbiguousCreate
+
         k = KINDS[kind]
         with state.lock:
             call = k.create_call(after, state.index)
@@ -138,10 +143,14 @@ class HumanloopProvider(Provider):
     # ----------------------------------------------------------------- datapoints
 
     def data_vouched(self, state: RemoteState, name: str, spec: DataSpec) -> bool:  # type: ignore[override]
+        from hlops.providers.humanloop import data as hl_data  # numpy: only with data
+
         return hl_data.vouched(state.last_applied("dataset", name), spec.fields, spec.key, spec.rows, spec.source)
 
     def plan_data(self, raw: dict | None, spec: DataSpec, *, show_data: bool = False,
                   cache_dir: Path | None = None) -> DataChange:
+        from hlops.providers.humanloop import data as hl_data  # numpy: only with data
+
         return hl_data.plan_data(
             self.client if raw is not None else None,
             raw["id"] if raw is not None else None,
@@ -160,6 +169,8 @@ class HumanloopProvider(Provider):
     def apply_data(self, raw: dict, change: DataChange, spec: DataSpec, *, parallelism: int = 4,
                    progress: Callable[[Any], None] | None = None,
                    cache_dir: Path | None = None) -> DataReport:
+        from hlops.providers.humanloop import data as hl_data  # numpy: only with data
+
         return hl_data.apply_data(
             self.client, raw["id"], change, spec.fields, spec.key, spec.rows,
             prune=spec.prune, parallelism=parallelism, progress=progress, cache_dir=cache_dir,

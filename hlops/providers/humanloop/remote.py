@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hlops.errors import ApiError
 from hlops.provider import Actual
-from hlops.providers.humanloop.client import Client
 from hlops.providers.humanloop.kinds import KINDS
 from hlops.providers.humanloop.kinds.base import RemoteIndex
+
+if TYPE_CHECKING:
+    from hlops.providers.humanloop.client import Client
 
 
 @dataclass
