@@ -140,6 +140,9 @@ class HumanloopProvider(Provider):
     def data_vouched(self, state: RemoteState, name: str, spec: DataSpec) -> bool:  # type: ignore[override]
         return hl_data.vouched(state.last_applied("dataset", name), spec.fields, spec.key, spec.rows, spec.source)
 
+    def data_streamable(self, raw: dict | None, spec: DataSpec) -> bool:  # type: ignore[override]
+        return hl_data.streamable(raw, spec.rows, spec.source)
+
     def plan_data(self, raw: dict | None, spec: DataSpec, *, show_data: bool = False,
                   cache_dir: Path | None = None) -> DataChange:
         return hl_data.plan_data(
