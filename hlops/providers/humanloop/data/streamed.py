@@ -73,6 +73,10 @@ def apply_streamed(
             add = up.add
             for cj in stream.rows():
                 add(cj)
+            up.flush()  # the last batch, gated like the others
+            # the record's SHA-256 of the file's bytes, while the last batches are in flight
+            # (kept by stat: applied.note below finds it)
+            applied.source_sha256(path)
             up.finish()
         except _Stop:
             up.close()  # waits for the batches in flight, raises UploadFailed
@@ -122,8 +126,11 @@ def _stopped(client: Client, dataset_id: int, key: str | None, fields: dict[str,
     from hlops.providers.humanloop.data import apply_data  # the usual way, diff first
     from hlops.plan import DataChange
 
-    return apply_data(client, dataset_id, DataChange(source=where, key=key), fields, key, rows,
+    rest = apply_data(client, dataset_id, DataChange(source=where, key=key), fields, key, rows,
                       prune=False, **apply_options)
+    return DataReport(added=sent + rest.added, changed=rest.changed, removed=rest.removed,
+                      calls=up.calls + rest.calls, bytes_sent=up.bytes_done + rest.bytes_sent,
+                      seconds=round(up.elapsed, 3))
 
 
 def _report(up: Uploader) -> DataReport:
