@@ -114,12 +114,13 @@ def test_a_streamed_apply_stops_cleanly_at_a_late_problem_and_a_rerun_sends_the_
     assert data["add"] == 0 and data["decided_by"] == "last_applied"
 
 
-def test_a_problem_in_the_first_batch_sends_no_row(fresh_server, tmp_path):
+@pytest.mark.parametrize("rows, broken", [(ROWS, 10), (1, 1)], ids=["line-10", "the-only-row"])
+def test_a_problem_in_the_first_batch_sends_no_row(fresh_server, tmp_path, rows, broken):
     tree = tmp_path / "tree"
     env = {"HLOPS_HOME": str(tmp_path / ".hlops"), **STREAM}
-    _write(tree, ROWS, 10)
+    _write(tree, rows, broken)
     fresh_server.reset_stats()
     bad = run_hlops("apply", str(tree), "--auto-approve", server=fresh_server, env=env)
-    assert bad.code == 1 and "rows.jsonl:10:" in bad.err, bad.err
+    assert bad.code == 1 and f"rows.jsonl:{broken}:" in bad.err, bad.err
     assert "none was written" in bad.err, bad.err
     assert _puts(fresh_server) == 0 and _count(fresh_server) == 0

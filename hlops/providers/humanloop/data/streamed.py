@@ -73,7 +73,8 @@ def apply_streamed(
             add = up.add
             for cj in stream.rows():
                 add(cj)
-            up.flush()  # the last batch, gated like the others
+            stream.commit()  # Halt if any row had a problem, even with no row left to send
+            up.flush()  # the last batch
             # the record's SHA-256 of the file's bytes, while the last batches are in flight
             # (kept by stat: applied.note below finds it)
             applied.source_sha256(path)
