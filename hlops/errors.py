@@ -75,7 +75,8 @@ class DataStopped(ManifestError):
             "problem were written, nothing after it, and no last-applied record. Fix the file "
             "and run apply again: it sends only the rows still missing."
             if rows_sent else
-            "The rows are checked as they are sent: none was written, nothing to undo."
+            "The rows are checked as they are sent: none was written. Fix the file and run "
+            "apply again."
         ),)
 
 
