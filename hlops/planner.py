@@ -8,6 +8,7 @@ for every dataset with data.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,8 +182,7 @@ def _big(path: Path | None, stream: bool = False) -> bool:
 
 
 def stream_min_bytes() -> int:
-    import os
-
+    """:data:`STREAM_MIN_BYTES`, or ``HLOPS_STREAM_MIN_BYTES`` when set to a whole number."""
     raw = os.environ.get(STREAM_MIN_BYTES_ENV, "").strip()
     try:
         return max(0, int(raw)) if raw else STREAM_MIN_BYTES
