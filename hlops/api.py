@@ -131,14 +131,21 @@ def plan(
     show_data: bool = False,
     manifests: Sequence[str | Path] = (),
     cache_dir: Path | None = None,
+    stream_data: bool = False,
 ) -> PlanResult:
-    """Compare the manifests with the remote; returns the frozen Plan (and what it read)."""
+    """Compare the manifests with the remote; returns the frozen Plan (and what it read).
+
+    ``stream_data``: nothing waits for the plan's counts (an apply that follows at once, as
+    ``hlops apply --auto-approve``): the big data file of a new or remote-empty dataset is
+    then not read here but checked, counted and sent by :func:`apply` in one pass (its
+    DataChange is ``streamed``). Never for a plan that is shown for approval or saved."""
     options = PlanOptions(
         prune=prune,
         destroy=destroy,
         targets=tuple(targets),
         show_data=show_data,
         cache_dir=cache_dir if cache_dir is not None else local_home() / "cache",
+        stream_data=stream_data,
     )
     built, state = build_plan(config, conn.provider, options)
     built = built.model_copy(

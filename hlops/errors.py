@@ -4,6 +4,7 @@
 
     HlopsError                      anything hlops reports without a traceback
     ├── ManifestError               one or more located problems in manifests or data files
+    │   └── DataStopped             ... found by a streamed apply after the rows before them were sent
     ├── SettingsError               a bad flag, environment variable or hlops.yaml value
     ├── ApiError                    the API answered with an error (status, detail)
     │   ├── AuthError               401: missing or unknown API key
@@ -60,6 +61,23 @@ class ManifestError(HlopsError):
             "\n".join(str(p) for p in self.problems)
             + f"\n{n} problem{'s' if n != 1 else ''} found."
         )
+
+
+class DataStopped(ManifestError):
+    """A streamed apply found problems in a data file after it had sent the rows before
+    them (``rows_sent``); nothing at or after the first broken row was sent."""
+
+    def __init__(self, problems: list[Problem], rows_sent: int):
+        super().__init__(problems)
+        self.rows_sent = rows_sent
+        self.args = (str(self) + "\n" + (
+            f"The rows are checked as they are sent: {rows_sent:,} rows before the first "
+            "problem were written, nothing after it, and no last-applied record. Fix the file "
+            "and run apply again: it sends only the rows still missing."
+            if rows_sent else
+            "The rows are checked as they are sent: none was written. Fix the file and run "
+            "apply again."
+        ),)
 
 
 class SettingsError(HlopsError):

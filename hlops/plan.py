@@ -27,6 +27,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 FORMAT_VERSION = "1"
+STREAMED = "stream"  # DataChange.decided_by of rows counted by the apply that sends them
 
 # How a datapoint diff was computed and what it will cost: not part of a plan's identity.
 _VOLATILE_DATA = ("bytes_to_send", "calls", "estimated_seconds", "buckets", "remote_rows_read",
@@ -96,13 +97,21 @@ class DataChange(_Frozen):
     remote_rows_read: int = 0  # rows of the remote digest the plan had to read
     remote_version: int | None = None  # the dataset version the digest was read at
     # how the rows were compared: "last_applied" (the dataset's record of its last apply
-    # vouched for the file's bytes and the remote: no row read), "digest", or "new"
+    # vouched for the file's bytes and the remote: no row read), "digest", "new", or
+    # "stream" (STREAMED: every row is an add, and the rows are checked, counted and sent
+    # in one pass by the apply; counts are 0 here, the apply's report has them)
     decided_by: str = ""
     notes: tuple[str, ...] = ()  # e.g. how rows are matched in a dataset without a key
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.add or self.change or self.remove)
+        return bool(self.add or self.change or self.remove) or self.streamed
+
+    @property
+    def streamed(self) -> bool:
+        """Counted by the apply itself, in the pass that sends the rows (``hlops apply
+        --auto-approve`` of a new or remote-empty dataset: no approval waits for counts)."""
+        return self.decided_by == STREAMED
 
     @property
     def keyless(self) -> bool:

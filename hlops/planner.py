@@ -8,6 +8,7 @@ for every dataset with data.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,13 +17,19 @@ from typing import Any
 from hlops import __version__
 from hlops.diff import Desired, Options, diff
 from hlops.errors import HlopsError
-from hlops.plan import Action, Plan, ResourceChange
+from hlops.plan import STREAMED, Action, DataChange, Plan, ResourceChange
 from hlops.provider import DataSpec, Kind, Provider, RemoteState, provider_class
 
 
 # Data files at least this big are checked after the remote's resources are read (their
 # dataset's last-applied record may spare the pass); smaller ones before any API call.
 CHECK_FIRST_BYTES = 8 << 20
+# With PlanOptions.stream_data, data files at least this big whose dataset the provider can
+# fill in one streamed pass (a new or remote-empty one) are not read by the plan at all: the
+# apply checks, counts and sends their rows in that one pass. HLOPS_STREAM_MIN_BYTES
+# overrides it (tests stream small files with it).
+STREAM_MIN_BYTES = CHECK_FIRST_BYTES
+STREAM_MIN_BYTES_ENV = "HLOPS_STREAM_MIN_BYTES"
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,9 @@ class PlanOptions:
     targets: tuple[str, ...] = ()
     show_data: bool = False
     cache_dir: Path | None = None
+    # Nothing waits for the plan's counts (`hlops apply --auto-approve`): the data of a new or
+    # remote-empty dataset may be streamed by the apply instead of read by the plan first.
+    stream_data: bool = False
 
 
 class _Context:
@@ -101,7 +111,8 @@ def build_plan(
     checked before the error is raised (a broken file is reported first)."""
     provider.require("plan")
     check = not options.destroy
-    big = {name for name in config.datasets if _big(config.data_path(name))}
+    stream = options.stream_data and check and not options.show_data
+    big = {name for name in config.datasets if _big(config.data_path(name), stream)}
     if check:
         check_data(config, options.cache_dir, which=lambda name: name not in big)
     desired = desired_state(config, provider.kinds)
@@ -112,7 +123,8 @@ def build_plan(
             check_data(config, options.cache_dir, which=big.__contains__)
         raise
     if check:
-        check_data(config, options.cache_dir, state, which=big.__contains__, provider=provider)
+        check_data(config, options.cache_dir, state, which=big.__contains__, provider=provider,
+                   stream=stream)
     changes, unmanaged = diff(
         desired,
         state.actual(),
@@ -125,7 +137,7 @@ def build_plan(
         ),
         kinds=provider.kinds,
     )
-    changes = [_with_data(change, config, provider, state, options) for change in changes]
+    changes = [_with_data(change, config, provider, state, options, stream) for change in changes]
     plan = Plan(
         hlops_version=__version__,
         base_url=provider.target,
@@ -159,20 +171,50 @@ def ownership_notes(owns: Any, unmanaged: list[str], prune: bool, shown: int = 2
     return notes
 
 
-def _big(path: Path | None) -> bool:
+def _big(path: Path | None, stream: bool = False) -> bool:
+    """Checked after the remote is read (not before the first call): a big file, or with
+    ``stream`` one the apply may stream."""
     try:
-        return path is not None and path.stat().st_size >= CHECK_FIRST_BYTES
+        size = path.stat().st_size if path is not None else -1
     except OSError:
         return False  # checked first: the check reports it
+    return size >= CHECK_FIRST_BYTES or (stream and _streamable_size(size))
+
+
+def stream_min_bytes() -> int:
+    """:data:`STREAM_MIN_BYTES`, or ``HLOPS_STREAM_MIN_BYTES`` when set to a whole number."""
+    raw = os.environ.get(STREAM_MIN_BYTES_ENV, "").strip()
+    try:
+        return max(0, int(raw)) if raw else STREAM_MIN_BYTES
+    except ValueError:
+        return STREAM_MIN_BYTES
+
+
+def _streamable_size(size: int) -> bool:
+    return size >= 0 and size >= stream_min_bytes()
+
+
+def _streams(provider: Provider, raw: dict | None, spec: DataSpec) -> bool:
+    """Whether the apply will check, count and send this dataset's rows in one pass (a big
+    enough data file, a dataset the provider can fill that way: new, or without rows)."""
+    if spec.source is None:
+        return False
+    try:
+        size = Path(spec.source).stat().st_size
+    except OSError:
+        return False
+    return _streamable_size(size) and provider.data_streamable(raw, spec)
 
 
 def check_data(config: Any, cache_dir: Path | None, state: RemoteState | None = None,
-               which: Callable[[str], bool] = lambda name: True, provider: Provider | None = None) -> None:
+               which: Callable[[str], bool] = lambda name: True, provider: Provider | None = None,
+               stream: bool = False) -> None:
     """Check the data of every dataset that declares some (and that ``which`` selects by
     name); ManifestError with every problem of every file (no
     network). With the remote ``state`` (and its ``provider``), a data file whose bytes the
     provider says were applied as they are (Humanloop: the dataset's ``last_applied``
-    record) is left alone (it passed these checks)."""
+    record) is left alone (it passed these checks), and with ``stream`` so is one the apply
+    will check while it streams the rows (:func:`_streams`)."""
     from hlops.data import prepare
     from hlops.datafile import row_source
     from hlops.errors import ManifestError
@@ -190,6 +232,8 @@ def check_data(config: Any, cache_dir: Path | None, state: RemoteState | None = 
                 name_read = manifest.renamed_from
             if provider.data_vouched(state, name_read, spec):
                 continue
+            if stream and _streams(provider, state.by_name("dataset", name_read), spec):
+                continue
         try:
             prepare(fields, key, rows, source=source, cache_dir=cache_dir)
         except ManifestError as exc:
@@ -199,7 +243,8 @@ def check_data(config: Any, cache_dir: Path | None, state: RemoteState | None = 
 
 
 def _with_data(
-    change: ResourceChange, config: Any, provider: Provider, state: RemoteState, options: PlanOptions
+    change: ResourceChange, config: Any, provider: Provider, state: RemoteState, options: PlanOptions,
+    stream: bool = False,
 ) -> ResourceChange:
     """Attach the datapoint diff of a dataset that declares data."""
     from hlops.datafile import row_source
@@ -216,7 +261,11 @@ def _with_data(
         fields, change.after["key"], row_source(config, change.name),
         _relative(config.data_path(change.name)), manifest.prune_data,
     )
-    data = provider.plan_data(raw, spec, show_data=options.show_data, cache_dir=options.cache_dir)
+    if stream and _streams(provider, raw, spec):
+        data = DataChange(source=spec.source, key=spec.key, prune=spec.prune, decided_by=STREAMED,
+                          remote_rows=provider.row_count(raw) if raw is not None else 0)
+    else:
+        data = provider.plan_data(raw, spec, show_data=options.show_data, cache_dir=options.cache_dir)
     update: dict[str, Any] = {"data": data}
     if change.action == Action.NOOP and data.has_changes:
         update["action"] = Action.UPDATE

@@ -383,6 +383,13 @@ class Provider(ABC):
         the local check of a big file. Default: never."""
         return False
 
+    def data_streamable(self, raw: dict | None, spec: DataSpec) -> bool:
+        """Whether :meth:`apply_data` can check, count and send every row of ``spec`` in one
+        pass when the plan did not read them (its DataChange ``streamed``): a dataset that
+        does not exist yet (``raw`` None) or holds no rows. The planner asks only when no
+        approval waits for the plan's counts. Default: never."""
+        return False
+
     @abstractmethod
     def plan_data(self, raw: dict | None, spec: DataSpec, *, show_data: bool = False,
                   cache_dir: Path | None = None) -> DataChange:

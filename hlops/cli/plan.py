@@ -163,7 +163,10 @@ def _plan_and_apply(paths, targets, prune, destroy, auto_approve, allow_data_los
 
     config = api.load(paths, check_data=False)  # the plan checks data before any API call
     with open_connection(local, base_url, api_key, config.settings) as conn:
-        result = api.plan(config, conn, prune=prune, destroy=destroy, targets=targets, manifests=paths)
+        # --auto-approve: no one reads the counts before the apply, so the rows of a new or
+        # remote-empty dataset may be checked, counted and sent in one pass (api.plan)
+        result = api.plan(config, conn, prune=prune, destroy=destroy, targets=targets, manifests=paths,
+                          stream_data=auto_approve and not destroy)
         plan = result.plan
         if not as_json:
             click.echo(api.render_text(plan, color=use_color(no_color)), nl=False)

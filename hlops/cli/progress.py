@@ -48,7 +48,7 @@ class EventPrinter:
     def _progress(self, address: str, event: Any) -> None:
         if not self.tty:
             return
-        total = _field(event, "rows_total", "total")
+        total = _field(event, "rows_total", "total") or None  # 0: not counted yet (a streamed apply)
         done = _field(event, "rows_done", "done")
         bar = self._bars.get(address)
         if bar is None:

@@ -109,6 +109,9 @@ def value_suffix(change: AttributeChange) -> str:
 
 def data_line(data: DataChange) -> str:
     """``datapoints: +120 ~3 -0 (of 200 in data/x.jsonl)`` — counts only, never content."""
+    if data.streamed:
+        return (f"every row of {data.source or 'the data'} to add, checked, counted and sent in one "
+                "pass (the dataset has no rows yet; the counts are in the apply's report)")
     parts = [f"+{data.add:,} to add", f"~{data.change:,} to change"]
     if data.prune or data.remove:
         parts.append(f"-{data.remove:,} to remove")
@@ -123,7 +126,7 @@ def data_line(data: DataChange) -> str:
 
 
 def cost_line(data: DataChange) -> str | None:
-    if not data.has_changes:
+    if not data.has_changes or data.streamed:
         return None
     text = f"sends {human_bytes(data.bytes_to_send)} in {data.calls:,} call{'s' if data.calls != 1 else ''}"
     if data.estimated_seconds is not None:

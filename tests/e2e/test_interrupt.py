@@ -11,6 +11,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from support.cli import REPO, run_hlops
 
 ROWS = 150_000  # 15 PUT batches of 10,000: several seconds of upload to interrupt
@@ -38,11 +40,14 @@ def _count(server) -> int:
     return items[0]["datapoint_count"] if items else 0
 
 
-def test_first_ctrl_c_finishes_calls_in_flight_and_sends_no_new_one(fresh_server, tmp_path):
+@pytest.mark.parametrize("streamed", [False, True], ids=["checked-first", "streamed"])
+def test_first_ctrl_c_finishes_calls_in_flight_and_sends_no_new_one(fresh_server, tmp_path, streamed):
     tree = _dataset(tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("HLOPS_")}
     env.update(NO_COLOR="1", HLOPS_BASE_URL=fresh_server.url, HLOPS_API_KEY=fresh_server.api_key,
                HLOPS_HOME=str(tmp_path / ".hlops"))
+    if streamed:  # the rows checked and sent in one pass, as a file of 8 MB or more would be
+        env["HLOPS_STREAM_MIN_BYTES"] = "0"
     proc = subprocess.Popen(
         [sys.executable, "-m", "hlops", "apply", str(tree), "--auto-approve", "--parallelism", "1"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

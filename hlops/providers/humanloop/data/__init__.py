@@ -37,11 +37,13 @@ from hlops.providers.humanloop.data.derive import DataDiff, derive, rate_for
 from hlops.providers.humanloop.data.digest import read_digest
 from hlops.data.local import FINE_MASK, RowSource, rereader, row_digest, row_key, summarise
 from hlops.providers.humanloop.data.upload import ProgressEvent, Uploader, UploadFailed, _Stop
+from hlops.providers.humanloop.data.streamed import apply_streamed, streamable
 from hlops.errors import StalePlanError
 from hlops.provider import DataReport
 from hlops.plan import DataChange
 
-__all__ = ["DataReport", "ProgressEvent", "RowSource", "UploadFailed", "apply_data", "plan_data", "vouched"]
+__all__ = ["DataReport", "ProgressEvent", "RowSource", "UploadFailed", "apply_data", "plan_data",
+           "streamable", "vouched"]
 
 
 # The diff behind each DataChange made in this process, so apply does not diff again. Keyed
@@ -138,7 +140,17 @@ def apply_data(
     (:class:`~hlops.errors.StalePlanError`), as is a remote that now needs more rows removed
     than the plan showed. A failed batch raises :class:`UploadFailed` with how many rows were
     written; running apply again sends only what is still missing.
+
+    A ``streamed`` change (the plan did not read the rows: a new or remote-empty dataset
+    under ``--auto-approve``) is applied by :func:`~hlops.providers.humanloop.data.streamed.apply_streamed`:
+    one pass that checks and sends; rows with problems raise
+    :class:`~hlops.errors.DataStopped` after the rows before them were written.
     """
+    if change.streamed and change.source is not None:
+        streamed = apply_streamed(client, dataset_id, key, fields, rows, change.source,
+                                  parallelism=parallelism, progress=progress, cache_dir=cache_dir)
+        if streamed is not None:
+            return streamed
     where = change.source or "inline data"
     sig = signature(fields, key)
     diff = _reusable(client, dataset_id, change, sig, key, prune)

@@ -133,6 +133,9 @@ class Uploader:
         self.calls = 0
         self.failure: BaseException | None = None
         self.phase = "upload"
+        # called before each PUT/PATCH batch is sent: may raise to keep it unsent (a streamed
+        # pass whose rows had a problem, hlops.data.stream)
+        self.gate: Callable[[], None] | None = None
 
     # ------------------------------------------------------------------ producer side
 
@@ -167,6 +170,9 @@ class Uploader:
         self.put_batch, self.patch_batch = _Batch(), _Batch()
 
     def _submit(self, kind: str, batch: _Batch) -> None:
+        if self.gate is not None:
+            self._check()
+            self.gate()
         self._schedule(kind, batch.body(), batch.rows)
 
     def _schedule(self, kind: str, body: bytes, rows: int) -> None:
@@ -237,8 +243,9 @@ class Uploader:
         self.pool.shutdown(wait=True)
         if self.failure is not None:
             sent = sum(self.done.values())
+            of = f" of {self.rows_total:,}" if self.rows_total else ""  # 0: not counted yet (streamed)
             raise UploadFailed(
-                f"{sent:,} of {self.rows_total:,} datapoint writes were done before a batch "
+                f"{sent:,}{of} datapoint writes were done before a batch "
                 f"failed ({describe(self.failure)}); run apply again to send the rest",
                 sent,
                 self.failure,
