@@ -148,6 +148,8 @@ class HumanloopProvider(Provider):
         return hl_data.vouched(state.last_applied("dataset", name), spec.fields, spec.key, spec.rows, spec.source)
 
     def data_streamable(self, raw: dict | None, spec: DataSpec) -> bool:  # type: ignore[override]
+        from hlops.providers.humanloop import data as hl_data  # numpy: only with data
+
         return hl_data.streamable(raw, spec.rows, spec.source)
 
     def plan_data(self, raw: dict | None, spec: DataSpec, *, show_data: bool = False,
