@@ -9,8 +9,9 @@ key) has to read and parse every datapoint: correct, but slower.
 Rows of one bucket come from the ``datapoints_bucket`` index: the bucket's parts
 (``point & 255``), filtered on ``point & (N - 1)`` when N > 256; each row's JSON is built by
 SQLite and embedded in the answer as is. Rows of many buckets (``digest_rows_of``) walk the
-parts that hold them in order, one indexed range ``(dataset, part, id > after)`` each,
-filtered on ``point & (N - 1) IN (the part's wanted buckets)``.
+parts that hold them in order, one range ``(dataset, part, id > after)`` of the covering
+index each, filtered there on ``point & (N - 1) IN (the part's wanted buckets)``; only the
+matching rows are then read from the table.
 """
 
 from __future__ import annotations
@@ -171,15 +172,22 @@ class DigestMixin:
                 return self._digest_rows_slow(con, dataset_id, key, buckets, set(which), page)
             rows: list = []
             for part, after, wanted in parts_after(buckets, which, page):
-                sql = (
-                    f"SELECT id, {ROW_JSON}, (point & 255) FROM datapoints INDEXED BY datapoints_bucket "
+                # the ids from the index alone (covering: the filter reads its `point`), then
+                # the wanted rows by primary key; filtering in one query would fetch every
+                # row of the part from the table first (10x slower at 1% of the buckets)
+                ids = (
+                    "SELECT id FROM datapoints INDEXED BY datapoints_bucket "
                     "WHERE dataset_id = ? AND (point & 255) = ? AND id > ?"
                 )
-                args: list[Any] = [dataset_id, part, after]
+                args: list[Any] = [dataset_id, dataset_id, part, after]
                 if wanted is not None:
-                    sql += f" AND (point & ?) IN ({marks(len(wanted))})"
+                    ids += f" AND (point & ?) IN ({marks(len(wanted))})"
                     args += [buckets - 1, *wanted]
-                rows += con.execute(sql + " ORDER BY id LIMIT ?", (*args, page.limit + 1 - len(rows))).fetchall()
+                sql = (
+                    f"SELECT id, {ROW_JSON}, (point & 255) FROM datapoints "
+                    f"WHERE dataset_id = ? AND id IN ({ids} ORDER BY id LIMIT ?) ORDER BY id"
+                )
+                rows += con.execute(sql, (*args, page.limit + 1 - len(rows))).fetchall()
                 if len(rows) > page.limit:
                     break
             rows, next_cursor = page_of(rows, page.limit, lambda r: [r[2], r[0]])

@@ -35,9 +35,11 @@ from hlops.data.local import (
 from hlops.data.summary import load_summary, summary_signature
 from hlops.providers.humanloop.client import Client
 from hlops.providers.humanloop.data import applied
-from hlops.providers.humanloop.data.digest import RemoteDigest, items_hash, read_all_rows, read_bucket_rows, read_digest
+from hlops.providers.humanloop.data.digest import (
+    RemoteDigest, items_hash, read_all_rows, read_bucket_rows, read_digest, read_rows_of,
+)
 from hlops.providers.humanloop.data.upload import MAX_BYTES, MAX_ROWS
-from hlops.errors import PlanError
+from hlops.errors import ApiError, PlanError
 from hlops.plan import DataChange
 
 GROUP_ROWS = 400_000  # local + remote rows compared at once (each group is one local pass)
@@ -264,7 +266,9 @@ def _measure(client: Client, dataset_id: int, key: str | None, n: int, cat: np.n
              parallelism: int) -> cmp.Costs:
     """What requests cost on this server, measured with two small reads: the rows of one
     fine bucket inside a differing bucket (the time a server needs to find a bucket varies
-    a lot with how it indexes them), and the first page of the plain listing."""
+    a lot with how it indexes them) through ``POST .../digest/rows`` -- or, on a server
+    without that call, through ``GET .../digest?bucket=`` -- and the first page of the plain
+    listing."""
     fine_bucket = int(np.flatnonzero(cat == MIXED)[0])  # fine f lies in bucket f % n
     base = {"key": key} if key is not None else {}
 
@@ -274,10 +278,26 @@ def _measure(client: Client, dataset_id: int, key: str | None, n: int, cat: np.n
         rows = len(page.get("items") or ())
         return max(5e-4, time.perf_counter() - started - rows * cmp.ROW_SECONDS)
 
+    def timed_many() -> float | None:
+        """One fine bucket through ``POST .../digest/rows`` (None: the server has no such call)."""
+        body = {"buckets": FINE, "which": [fine_bucket], **base}
+        started = time.perf_counter()
+        try:
+            page = client.request("POST", f"/datasets/{dataset_id}/digest/rows", params={"limit": cmp.PAGE}, body=body)
+        except ApiError as exc:
+            if exc.status in (404, 405):
+                return None
+            raise
+        rows = len(page.get("items") or ())
+        return max(5e-4, time.perf_counter() - started - rows * cmp.ROW_SECONDS)
+
+    many = timed_many()
     return cmp.Costs(
-        latency=timed({"buckets": FINE, "bucket": fine_bucket, "limit": cmp.PAGE}),
+        latency=timed({"buckets": FINE, "bucket": fine_bucket, "limit": cmp.PAGE}) if many is None else cmp.REQUEST_SECONDS,
         page_latency=timed({"limit": cmp.PAGE}),
         parallelism=max(1, parallelism),
+        many=many is not None,
+        many_latency=many if many is not None else cmp.REQUEST_SECONDS,
     )
 
 
@@ -353,6 +373,10 @@ def _compare_group(
         if listing:
             return from_listing()
         out: list = []
+        if costs is not None and costs.many:  # few big requests: bounded by about a listing
+            for page in read_rows_of(client, dataset_id, key, n, group.tolist(), parallelism):
+                out.extend(page)
+            return out
         started = time.perf_counter()
         check_at = max(8, 2 * parallelism)
         chunks = read_bucket_rows(client, dataset_id, key, n, group.tolist(), parallelism)
