@@ -56,10 +56,12 @@ import hashlib
 import heapq
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from hlops.canonical import InvalidValue, RowNormaliser, check_spans_within, key_text, row_problems
 from hlops.datareaders import (  # noqa: F401 - re-exported: the reading half of this API
@@ -399,6 +401,37 @@ class CheckedFile:
 
     def checked_file(self) -> CheckedFile:
         return self
+
+    def unchecked_at(self, ordinals: Sequence[int]) -> Iterator[tuple[int, int, dict[str, Any]]] | None:
+        """``(ordinal, line, row)`` of the rows at ``ordinals`` (ascending positions in the
+        stream that :meth:`unchecked` yields), normalised without the checks, parsing no
+        other row and stopping after the last one; None when the file is not JSONL (a JSON
+        array or a CSV file cannot be entered without parsing it from its start). For a
+        file that passed the checks: in JSONL every non-blank line is a row."""
+        if format_of(self.path) != "jsonl":
+            return None
+        return self._jsonl_at(ordinals)
+
+    def _jsonl_at(self, ordinals: Sequence[int]) -> Iterator[tuple[int, int, dict[str, Any]]]:
+        normalise = RowNormaliser(self.fields)
+        loads = orjson.loads
+        wanted = iter(ordinals)
+        nxt = next(wanted, None)
+        if nxt is None:
+            return
+        ordinal = 0
+        with open(self.path, "rb") as f:
+            for line_no, line in enumerate(f, 1):
+                if line_no == 1 and line.startswith(b"\xef\xbb\xbf"):
+                    line = line[3:]
+                if line[0] <= 32 and not line.strip():  # blank: not a row (as RowReader)
+                    continue
+                if ordinal == nxt:
+                    yield ordinal, line_no, normalise(loads(line))
+                    nxt = next(wanted, None)
+                    if nxt is None:
+                        return
+                ordinal += 1
 
     def check_lines(self, lines: LineRange) -> CheckedPass:
         return CheckedPass(self.path, self.fields, self.key, span_texts=self.span_texts,

@@ -9,7 +9,8 @@ The steps, each reading only what the previous one could not settle:
 3. if rows in both sides differ (``MIXED`` buckets), :func:`~hlops.data.compare.next_step`
    picks where to read their rows from: those buckets at N, a finer digest first, or one
    listing of every row; the remote rows of those buckets are fetched in parallel while a
-   second local pass collects the local rows of the same buckets;
+   second local pass collects the local rows of the same buckets (parsing only those rows
+   when the summary kept each row's key point: see :func:`hlops.data.local.collect`);
 4. rows are compared by key (or by hash, as multisets, without a key).
 
 Memory follows what differs: the summaries (~3 MB) plus the rows of the differing buckets,
@@ -254,7 +255,7 @@ def derive(
     examples_from = diff.add_all if n_ex else None
     for group in groups:
         _compare_group(client, dataset_id, key, rows, diff, digest, cat, group, listing,
-                       examples_from, parallelism, costs)
+                       examples_from, parallelism, costs, summary.points)
         examples_from = None
     if n_ex and not diff.add_examples and diff.add_all_rows:
         diff.add_examples = first_keys(rereader(rows), key, diff.add_all, n_ex)
@@ -351,9 +352,12 @@ def _compare_group(
     client: Client, dataset_id: int, key: str | None, rows: RowSource, diff: DataDiff,
     digest: RemoteDigest, cat: np.ndarray, group: np.ndarray, listing: bool,
     examples_from: np.ndarray | None, parallelism: int, costs: cmp.Costs | None,
+    points: np.ndarray | None = None,
 ) -> None:
     """Compare one group of buckets: their remote rows are read in a background thread
-    (bucket by bucket, or filtered from one listing) while a local pass collects theirs.
+    (many buckets a request, bucket by bucket, or filtered from one listing) while a local
+    pass collects theirs -- only those rows when ``points`` (the summary's key point of
+    every row) says which they are.
 
     Bucket reads watch their own pace: when the first ones show that the rest would take
     clearly longer than one listing of every row, they stop and the listing is read instead
@@ -393,7 +397,7 @@ def _compare_group(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hlops-fetch") as bg:
         remote_future = bg.submit(fetch)
         if wanted_fine.any() or examples_from is not None:
-            local, examples = collect(rereader(rows), key, wanted_fine, examples_from, diff.rows.n_examples)
+            local, examples = collect(rows, key, wanted_fine, examples_from, diff.rows.n_examples, points)
             if examples_from is not None:
                 diff.add_examples = examples
         else:
