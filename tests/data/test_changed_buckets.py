@@ -164,3 +164,22 @@ def test_a_file_edited_after_its_summary_is_read_whole(tmp_path):
     got, _ = collect(file, KEY, wanted, points=summary.points)
     assert _COUNTS["unchecked_passes"] == 1  # the fallback: every row, read again
     assert got == collect(file, KEY, wanted)[0] and "another key" in got
+
+
+def test_prune_of_buckets_only_the_remote_has(srv, client, make_dataset, tmp_path):
+    """Every bucket local-empty (the file lost its rows): the ids to remove come in 10,000-row
+    pages of the many-bucket call, not one request per bucket."""
+    ds = make_dataset(key=KEY)
+    rows = make_rows(12_000)
+    for i in range(0, len(rows), 10_000):
+        client.request("PUT", f"/datasets/{ds}", body={"data": rows[i:i + 10_000]})
+    path = write_jsonl(tmp_path / "rows.jsonl", [])
+    srv.reset_stats()
+    change = plan_data(client, ds, len(rows), FIELDS, KEY, source(path, KEY), prune=True, source=str(path))
+    stats = srv.stats()
+    assert (change.add, change.change, change.remove) == (0, 0, len(rows))
+    assert stats["by_path"].get("POST /datasets/{dataset_id}/digest/rows", 0) >= 2  # measured, then read
+    assert stats["total"] <= 8 and stats["writes"] == 0, stats["by_path"]
+    report = apply_data(client, ds, change, FIELDS, KEY, source(path, KEY), prune=True)
+    assert report.removed == len(rows)
+    assert client.request("GET", f"/datasets/{ds}")["datapoint_count"] == 0

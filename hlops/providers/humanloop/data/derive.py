@@ -229,7 +229,7 @@ def derive(
         digest.counts = np.full(coarse, -(-digest.total // coarse), np.int64)  # for grouping
         listing = True
     if costs is None and not listing and (cat == MIXED).any():
-        costs = _measure(client, dataset_id, key, coarse, cat, parallelism)
+        costs = _measure(client, dataset_id, key, int(np.flatnonzero(cat == MIXED)[0]), parallelism)
     while not listing and (cat == MIXED).any():
         step = cmp.next_step(level, cat, lc, digest.counts, costs)
         if step.kind == "fetch":
@@ -251,6 +251,8 @@ def derive(
     if not prune:
         diff.unmatched_extra = int(digest.counts[cat == REMOTE_ONLY].sum())
     fetch = (cat == MIXED) | ((cat == REMOTE_ONLY) if prune else False)
+    if costs is None and not listing and fetch.any():  # only removals to read (prune)
+        costs = _measure(client, dataset_id, key, int(np.flatnonzero(fetch)[0]), parallelism)
     groups = _groups(np.flatnonzero(fetch), lc, digest.counts)
     examples_from = diff.add_all if n_ex else None
     for group in groups:
@@ -263,14 +265,14 @@ def derive(
     return diff
 
 
-def _measure(client: Client, dataset_id: int, key: str | None, n: int, cat: np.ndarray,
+def _measure(client: Client, dataset_id: int, key: str | None, fine_bucket: int,
              parallelism: int) -> cmp.Costs:
     """What requests cost on this server, measured with two small reads: the rows of one
     fine bucket inside a differing bucket (the time a server needs to find a bucket varies
     a lot with how it indexes them) through ``POST .../digest/rows`` -- or, on a server
     without that call, through ``GET .../digest?bucket=`` -- and the first page of the plain
-    listing."""
-    fine_bucket = int(np.flatnonzero(cat == MIXED)[0])  # fine f lies in bucket f % n
+    listing. ``fine_bucket``: a differing bucket's index at any level, which is also a fine
+    bucket inside it (fine f lies in bucket f % n)."""
     base = {"key": key} if key is not None else {}
 
     def timed(params: dict) -> float:
