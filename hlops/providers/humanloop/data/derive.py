@@ -295,13 +295,18 @@ def _measure(client: Client, dataset_id: int, key: str | None, fine_bucket: int,
         return max(5e-4, time.perf_counter() - started - rows * cmp.ROW_SECONDS)
 
     many = timed_many()
-    return cmp.Costs(
-        latency=timed({"buckets": FINE, "bucket": fine_bucket, "limit": cmp.PAGE}) if many is None else cmp.REQUEST_SECONDS,
-        page_latency=timed({"limit": cmp.PAGE}),
-        parallelism=max(1, parallelism),
-        many=many is not None,
-        many_latency=many if many is not None else cmp.REQUEST_SECONDS,
-    )
+    page = timed({"limit": cmp.PAGE})
+    if many is None:
+        return cmp.Costs(
+            latency=timed({"buckets": FINE, "bucket": fine_bucket, "limit": cmp.PAGE}),
+            page_latency=page, parallelism=max(1, parallelism),
+        )
+    # Both are one round trip of a cheap read (what the many-bucket call spends per index
+    # part is priced apart, PART_SECONDS): the smaller is the round trip. A retried request
+    # (a 429's Retry-After, a 503's backoff) would otherwise tip the model into another path
+    # with many more calls.
+    rtt = min(many, page)
+    return cmp.Costs(page_latency=rtt, parallelism=max(1, parallelism), many=True, many_latency=rtt)
 
 
 def _from_record(
