@@ -56,10 +56,12 @@ import hashlib
 import heapq
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from hlops.canonical import InvalidValue, RowNormaliser, check_spans_within, key_text, row_problems
 from hlops.datareaders import (  # noqa: F401 - re-exported: the reading half of this API
@@ -383,6 +385,10 @@ def iter_checked(path: Path | str, fields: Mapping[str, str], key: str | None = 
         raise ManifestError(problems)
 
 
+_AT_BLOCK = 1 << 20  # bytes of lines looked at at once by CheckedFile.unchecked_at
+_WHITE = (9, 10, 13, 32)  # a line starting with one of these may be blank
+
+
 @dataclass(frozen=True)
 class CheckedFile:
     """A data file's checked rows as :class:`RowSource` reads them (duplicate keys left to
@@ -408,6 +414,52 @@ class CheckedFile:
 
     def checked_file(self) -> CheckedFile:
         return self
+
+    def unchecked_at(self, ordinals: Sequence[int]) -> Iterator[tuple[int, int, dict[str, Any]]] | None:
+        """``(ordinal, line, row)`` of the rows at ``ordinals`` (ascending positions in the
+        stream that :meth:`unchecked` yields), normalised without the checks, parsing no
+        other row and stopping after the last one; None when the file is not JSONL (a JSON
+        array or a CSV file cannot be entered without parsing it from its start). For a
+        file that passed the checks: in JSONL every non-blank line is a row."""
+        if format_of(self.path) != "jsonl":
+            return None
+        return self._jsonl_at(ordinals)
+
+    def _jsonl_at(self, ordinals: Sequence[int]) -> Iterator[tuple[int, int, dict[str, Any]]]:
+        """Blocks of whole lines; numpy finds the newlines, so lines not wanted cost no
+        Python step. A line is a row unless it is blank (only lines that start with white
+        space are looked at for that); the first line may start with a BOM."""
+        import numpy as np
+
+        normalise = RowNormaliser(self.fields)
+        loads = orjson.loads
+        want = np.asarray(ordinals, np.int64)
+        k, ordinal, line = 0, 0, 1  # next wanted; ordinal and line number of the block's first line
+        with open(self.path, "rb") as f:
+            base = 3 if f.read(3) == b"\xef\xbb\xbf" else 0
+            f.seek(0)
+            while k < len(want):
+                block = f.read(_AT_BLOCK)
+                if not block:
+                    return
+                if block[-1] != 10:
+                    block += f.readline()  # the rest of the last line
+                arr = np.frombuffer(block, np.uint8)
+                ends = np.flatnonzero(arr == 10)
+                if not len(ends) or ends[-1] != len(block) - 1:
+                    ends = np.append(ends, len(block))  # a last line without a newline
+                starts = np.concatenate(([base], ends[:-1] + 1))
+                base = 0
+                is_row = np.ones(len(starts), bool)
+                for c in np.flatnonzero(np.isin(arr[np.minimum(starts, len(block) - 1)], _WHITE)).tolist():
+                    if not block[starts[c]:ends[c]].strip():
+                        is_row[c] = False
+                rows_at = np.flatnonzero(is_row)
+                hi = int(np.searchsorted(want, ordinal + len(rows_at)))
+                for w in want[k:hi].tolist():
+                    at = int(rows_at[w - ordinal])
+                    yield w, line + at, normalise(loads(block[starts[at]:ends[at]]))
+                k, ordinal, line = hi, ordinal + len(rows_at), line + len(starts)
 
     def check_lines(self, lines: LineRange | None = None) -> CheckedPass:
         """The checked pass of a range of lines (``None``: the whole file)."""

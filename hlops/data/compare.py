@@ -31,6 +31,8 @@ EQUAL, ADD_ALL, REMOTE_ONLY, MIXED = 0, 1, 2, 3
 
 ROWS_PER_BUCKET = 1000  # the coarse level: about this many rows per bucket
 PAGE = 1000  # rows per page of the row digest
+BIG_PAGE = 10_000  # rows per page of the rows of many buckets (one request for any number)
+PARTS = 256  # a server files rows under ``point & 255``: a request for many buckets walks parts
 
 # The cost model that picks where differing rows are read from, in seconds (measured
 # against the local reference server; only the ratios matter). The cost of one request is
@@ -38,6 +40,11 @@ PAGE = 1000  # rows per page of the row digest
 BUCKET_SECONDS = 4e-6  # one item of a bucket digest: server fold + transfer + decode
 ROW_SECONDS = 12e-6  # one row of the row digest: select + transfer + decode + compare
 REQUEST_SECONDS = 5e-3  # one request's fixed cost, before it is measured
+# Rows of many buckets in one request (measured on the reference server, 200k rows): each
+# part of the index that holds a wanted bucket costs its own indexed range, and each row is
+# fetched by key rather than read in order (~2x a listed row).
+PART_SECONDS = 5e-4
+MANY_ROW_FACTOR = 2.0
 
 RemoteRow = tuple[int, str, str, int]  # id, key, hash (hex), annotations
 
@@ -81,7 +88,13 @@ class Costs:
     """Seconds a bucket-row request (``latency``: what the server spends finding a bucket,
     plus the round trip), a page of the plain listing or a digest request (``page_latency``),
     a row of the row digest and an item of the bucket digest cost; ``parallelism`` bucket
-    requests overlap."""
+    requests overlap.
+
+    ``many``: the server answers the rows of many buckets in one request (``POST
+    .../digest/rows``), ``many_latency`` being one such request's round trip (measured):
+    reading k buckets then costs a request per :data:`BIG_PAGE` rows, :data:`PART_SECONDS`
+    per part of the server's index they touch and :data:`MANY_ROW_FACTOR` times a listed
+    row per row, instead of one request per bucket."""
 
     latency: float = REQUEST_SECONDS
     page_latency: float = REQUEST_SECONDS
@@ -89,6 +102,8 @@ class Costs:
     row: float = ROW_SECONDS
     bucket: float = BUCKET_SECONDS
     adaptive: bool = True  # bucket reads may switch to the listing when they prove slow
+    many: bool = False
+    many_latency: float = REQUEST_SECONDS
 
     @property
     def speedup(self) -> float:
@@ -96,8 +111,13 @@ class Costs:
         server busy computing each answer gains less, so no more than 2 is assumed."""
         return float(min(self.parallelism, 2))
 
-    def fetch_seconds(self, rows: float, requests: float) -> float:
-        return rows * self.row + requests * self.latency / self.speedup
+    def fetch_seconds(self, rows: float, buckets: float, level: int) -> float:
+        """Reading ``rows`` rows of ``buckets`` buckets of ``level``."""
+        if self.many:
+            parts = min(PARTS, buckets * max(1, PARTS // level))
+            return (rows * self.row * MANY_ROW_FACTOR + parts * PART_SECONDS
+                    + (1 + rows / BIG_PAGE) * self.many_latency / self.speedup)
+        return rows * self.row + (buckets + rows / PAGE) * self.latency / self.speedup
 
     def listing_seconds(self, rows: float) -> float:
         return rows * self.row + math.ceil(rows / PAGE) * self.page_latency
@@ -150,17 +170,17 @@ def next_step(
 
     if p >= 0.95 and n < useful:
         probe = min(useful, n * PROBE_FACTOR)
-        if digest_cost(probe) * 4 < min(listing, fetch_cost(r_mixed, k + r_mixed / PAGE)):
+        if digest_cost(probe) * 4 < min(listing, fetch_cost(r_mixed, k, n)):
             return Step("refine", probe, digest_cost(probe))
     lam = -math.log(max(1.0 - p, 0.5 / max(both, 1)))
     d = max(both * lam, float(np.abs(local_counts[mixed] - remote_counts[mixed]).sum()), k)
     base_hit = 1.0 - math.exp(-d / n)
-    best = Step("fetch", n, fetch_cost(r_mixed, k + r_mixed / PAGE))
+    best = Step("fetch", n, fetch_cost(r_mixed, k, n))
     m = n * 2
     while m <= FINE:
         hit = 1.0 - math.exp(-d / m)
         rows = r_mixed * min(1.0, hit / base_hit)
-        cost = digest_cost(m) + fetch_cost(rows, min(m * hit, k * m / n) + rows / PAGE)
+        cost = digest_cost(m) + fetch_cost(rows, min(m * hit, k * m / n), m)
         if cost < best.estimated:
             best = Step("refine", m, cost)
         m *= 2

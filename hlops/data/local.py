@@ -77,6 +77,10 @@ class LocalSummary:
     xor: np.ndarray  # uint8[FINE, 32]
     nbytes: np.ndarray  # int64[FINE]
     dup: np.ndarray  # bool[FINE]
+    # uint64[count]: each row's key point, in stream order (8 bytes a row), kept from the
+    # pass so that a later pass can read only the rows of the buckets that differ
+    # (:func:`collect`); None when the summary came from the on-disk cache
+    points: np.ndarray | None = None
 
     def fold(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``(counts, xor, nbytes, dup)`` at ``n`` buckets (a power of two <= 65,536)."""
@@ -120,6 +124,7 @@ def summarise(rows: RowSource, key: str | None, where: str) -> LocalSummary:
     if missing > len(problems):
         problems.append(Problem(where, 0, 0, f"{missing - len(problems):,} more datapoints have no key value"))
     dup_points = _duplicate_points(acc.points)
+    points = np.frombuffer(acc.points, np.uint64)
     acc.points = array("Q")
     dup = np.zeros(FINE, bool)
     if dup_points:
@@ -137,6 +142,7 @@ def summarise(rows: RowSource, key: str | None, where: str) -> LocalSummary:
         xor=acc.xor.view(np.uint8).reshape(FINE, 32),
         nbytes=acc.nbytes,
         dup=dup,
+        points=points,
     )
 
 
@@ -189,13 +195,25 @@ def collect(
     wanted: np.ndarray,
     examples_from: np.ndarray | None = None,
     n_examples: int = 0,
+    points: np.ndarray | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
-    """Second pass: the rows whose fine bucket is ``wanted`` (bool[FINE]).
+    """Second pass: the rows whose fine bucket is ``wanted`` (bool[FINE]), read through
+    :func:`rereader` (the data was checked by the first pass).
 
     Returns ``(rows, examples)``. With a key, ``rows`` maps key -> :class:`LocalRow`; without
     one it maps hash -> list of :class:`LocalRow` (duplicates are legal there), in stream
     order. ``examples`` holds up to ``n_examples`` keys of rows in ``examples_from`` buckets.
+
+    With ``points`` (the summary's key point of every row, in stream order) and a source
+    that can read rows by ordinal (``unchecked_at``: a JSONL data file), only the wanted
+    rows are parsed and hashed, and the read stops after the last of them
+    (:func:`_collect_selected`); otherwise every row is.
     """
+    if points is not None:
+        found = _collect_selected(rows, key, wanted, examples_from, n_examples, points)
+        if found is not None:
+            return found
+    rows = rereader(rows)
     want = wanted.tolist()
     ex_mask = examples_from.tolist() if examples_from is not None and n_examples else None
     out: dict[str, Any] = {}
@@ -217,6 +235,54 @@ def collect(
             out.setdefault(kt, []).append(item)
         else:
             out[kt] = item
+    return out, examples
+
+
+def _collect_selected(
+    rows: RowSource, key: str | None, wanted: np.ndarray, examples_from: np.ndarray | None,
+    n_examples: int, points: np.ndarray,
+) -> tuple[dict[str, Any], list[str]] | None:
+    """:func:`collect` reading only the rows it keeps: which ordinals those are follows from
+    ``points`` alone (a row's fine bucket is ``point & FINE_MASK``). None when the source
+    cannot read rows by ordinal, or when a row read does not have the key point the summary
+    recorded for its ordinal (the file changed since: the caller reads every row)."""
+    select_rows = getattr(getattr(rows, "checked_file", lambda: None)(), "unchecked_at", None)
+    if select_rows is None:
+        return None
+    fine = (points & np.uint64(FINE_MASK)).astype(np.intp)
+    keep = wanted[fine]
+    select = keep.copy()
+    ex_ordinals: set[int] = set()
+    if examples_from is not None and n_examples:
+        ex_ordinals = set(np.flatnonzero(examples_from[fine])[:n_examples].tolist())
+        select[list(ex_ordinals)] = True
+    ordinals = np.flatnonzero(select)
+    out: dict[str, Any] = {}
+    examples: list[str] = []
+    key_point = canonical.key_point
+    found = select_rows(ordinals)
+    if found is None:
+        return None
+    expected = points[ordinals].tolist()
+    keep_list = keep[ordinals].tolist()
+    n = 0
+    for n, (ordinal, line, row) in enumerate(found, 1):
+        cj, digest = row_digest(row)
+        kt = row_key(row, key, digest)
+        p = key_point(kt) if kt is not None else None
+        if p != expected[n - 1]:
+            return None
+        if ordinal in ex_ordinals:
+            examples.append(kt)
+        if not keep_list[n - 1]:
+            continue
+        item = LocalRow(ordinal, line, p, len(cj), digest)
+        if key is None:
+            out.setdefault(kt, []).append(item)
+        else:
+            out[kt] = item
+    if n != len(ordinals):
+        return None
     return out, examples
 
 

@@ -406,6 +406,39 @@ def _datasets(app: FastAPI, store: Store, settings: Settings) -> None:
             return respond(store.digest_buckets(org, dataset_id, key, buckets))
         return listed(store.digest_rows(org, dataset_id, key, buckets, bucket, Page(decode_cursor(cursor), limit)))
 
+    @app.post("/datasets/{dataset_id}/digest/rows", response_model=S.DigestRows, tags=tags)
+    def digest_rows_of(
+        dataset_id: DatasetId, body: S.DigestRowsOf, org: int = Depends(org_id),
+        limit: BigLimit = 1000, cursor: Cursor = None,
+    ) -> Response:
+        """The rows `{id, key, hash, annotations}` of many buckets of one level, in pages of
+        up to 10,000 (send the same body with each page's cursor). A read: nothing is written
+        [ext]."""
+        which = checked_buckets(body.buckets, body.which)
+        return listed(store.digest_rows_of(org, dataset_id, body.key, body.buckets, which, Page(decode_cursor(cursor), limit)))
+
+
+MAX_LISTED = 50  # problems of one body listed in a 422
+
+
+def checked_buckets(buckets: int, which: list[int]) -> list[int]:
+    """``which`` sorted, or a 422 located at the field (``buckets``) or at each bad item
+    (``which[i]``: out of range, or listed twice)."""
+    if not valid_bucket_count(buckets):
+        raise Invalid.one(("body", "buckets"), "buckets must be a power of two <= 65,536", "value_error")
+    problems, seen = [], set()
+    for i, b in enumerate(which):
+        if not 0 <= b < buckets:
+            problems.append({"loc": ["body", "which", i], "msg": f"a bucket of {buckets:,} is 0 to {buckets - 1:,}", "type": "value_error"})
+        elif b in seen:
+            problems.append({"loc": ["body", "which", i], "msg": "bucket listed twice", "type": "value_error"})
+        seen.add(b)
+        if len(problems) >= MAX_LISTED:
+            break
+    if problems:
+        raise Invalid(problems)
+    return sorted(seen)
+
 
 # ---------------------------------------------------------------------- projects
 

@@ -12,9 +12,14 @@ what makes a digest of a million datapoints cheaper than merely selecting them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import numpy as np
 
 from hlops import canonical
+from hlops.server.rows import PARTS, bucket_parts
+from hlops.server.sqlite_common import pair_cursor
 
 FINE = canonical.MAX_BUCKETS
 
@@ -76,3 +81,18 @@ class FineSummary:
 
 def fine_bucket(key_point: int) -> int:
     return key_point & (FINE - 1)
+
+
+def parts_after(buckets: int, which: list[int], page: Any) -> Iterator[tuple[int, int, list[int] | None]]:
+    """The parts holding buckets ``which`` of ``buckets``, in order, from a ``[part, id]``
+    cursor on: ``(part, read ids above this, the part's wanted buckets)``; the wanted list
+    is None when the whole part is wanted (``buckets <= 256``: a part lies in one bucket).
+    A malformed cursor is a 422 (``query.cursor``)."""
+    start, after = pair_cursor(page.after, PARTS) if page.after is not None else (0, 0)
+    by_part: dict[int, list[int]] = {}
+    for b in which:
+        for part in bucket_parts(buckets, b):
+            by_part.setdefault(part, []).append(b)
+    for part in sorted(by_part):
+        if part >= start:
+            yield part, (after if part == start else 0), (by_part[part] if buckets > PARTS else None)

@@ -11,7 +11,7 @@
 4. ``X-API-KEY`` -> organisation (by SHA-256 digest), else 401.
 5. Test-only: the per-key rate limit -> 429 with ``Retry-After``.
 6. A body that is not JSON (by ``Content-Type``) -> 415.
-7. ``Idempotency-Key`` on a write: a stored answer of the same method and path is replayed;
+7. ``Idempotency-Key`` on a write (not on a POST that only reads, ``…/digest/rows``): a stored answer of the same method and path is replayed;
    the same key with another method or path is a 422; a twin still in flight is a 409.
 8. The route runs. Test-only: with a fault of phase ``after``, its answer is dropped and
    the fault status sent instead (the write *is* committed: a lost response).
@@ -40,6 +40,11 @@ WEB_APP = "/app"  # the web app's own auth (sessions), not the API key
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 MAX_IDEMPOTENCY_KEY = 200
+
+
+def is_read_post(method: str, path: str) -> bool:
+    """A POST that only reads (``/datasets/{id}/digest/rows``): no Idempotency-Key record."""
+    return method == "POST" and path.endswith("/digest/rows")
 
 
 class BodyTooLarge(HTTPException):
@@ -109,7 +114,7 @@ class Gate:
                 await _send_response(send, early)
                 return
             key = headers.get("idempotency-key")
-            if key is not None and method in WRITE_METHODS:
+            if key is not None and method in WRITE_METHODS and not is_read_post(method, path):
                 early, receive = await self._idempotency(scope, receive, org, key, fault)
                 if early is not None:
                     status = early[0]

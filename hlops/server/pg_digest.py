@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hlops.server.digest import FineSummary
+from hlops.server.digest import FineSummary, parts_after
 from hlops.server.pg_common import PgCon
 from hlops.server.rows import PARTS, bucket_parts
 from hlops.server.sqlite_common import int_cursor, page_of, pair_cursor
@@ -72,5 +72,32 @@ class PgDigestMixin(DigestMixin):
                 sql += " AND ((point & 255), id) > (%s, %s)"
                 args += [part, after_id]
             rows = con.raw(sql + " ORDER BY (point & 255), id LIMIT %s", (*args, page.limit + 1)).fetchall()
+            rows, next_cursor = page_of(rows, page.limit, lambda r: [r[4], r[0]])
+        return {"items": [_item(r) for r in rows], "next_cursor": next_cursor}
+
+    def digest_rows_of(
+        self, org: int, dataset_id: int, key: str | None, buckets: int, which: list[int], page: Page
+    ) -> dict:
+        """As SQLite's: the parts holding the buckets in order, the ids of each from its
+        ``datapoints_bucket`` range, then those rows."""
+        with self._read() as con:
+            row = self._dataset(con, org, dataset_id)
+            key = self._digest_key(con, row, key, ("body", "key"))
+            if key != row["key_field"]:
+                return self._digest_rows_slow(con, dataset_id, key, buckets, set(which), page)
+            rows: list = []
+            for part, after, wanted in parts_after(buckets, which, page):
+                ids = "SELECT id FROM datapoints WHERE dataset_id = %s AND (point & 255) = %s AND id > %s"
+                args: list[Any] = [dataset_id, dataset_id, part, after]
+                if wanted is not None:
+                    ids += " AND (point & %s) = ANY(%s)"
+                    args += [buckets - 1, wanted]
+                sql = (
+                    f"SELECT {ROW_COLUMNS}, (point & 255) FROM datapoints "
+                    f"WHERE dataset_id = %s AND id IN ({ids} ORDER BY id LIMIT %s) ORDER BY id"
+                )
+                rows += con.raw(sql, (*args, page.limit + 1 - len(rows))).fetchall()
+                if len(rows) > page.limit:
+                    break
             rows, next_cursor = page_of(rows, page.limit, lambda r: [r[4], r[0]])
         return {"items": [_item(r) for r in rows], "next_cursor": next_cursor}

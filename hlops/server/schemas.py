@@ -278,6 +278,17 @@ class DigestRows(_Out):
     next_cursor: str | None
 
 
+class DigestRowsOf(_In):
+    """Which buckets' rows to read (``POST /datasets/{id}/digest/rows``) [ext]."""
+
+    buckets: int = Field(ge=1, le=65_536, description="The digest level N: a power of two <= 65,536.")
+    which: list[int] = Field(
+        min_length=1, max_length=65_536,
+        description="Buckets of that level (each 0 <= i < N, each once) whose rows are wanted.",
+    )
+    key: str | None = Field(None, max_length=100, description="Key field (default: the dataset's key).")
+
+
 class SourceOut(_Out):
     field_id: int
 

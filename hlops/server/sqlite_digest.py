@@ -8,7 +8,10 @@ key) has to read and parse every datapoint: correct, but slower.
 
 Rows of one bucket come from the ``datapoints_bucket`` index: the bucket's parts
 (``point & 255``), filtered on ``point & (N - 1)`` when N > 256; each row's JSON is built by
-SQLite and embedded in the answer as is.
+SQLite and embedded in the answer as is. Rows of many buckets (``digest_rows_of``) walk the
+parts that hold them in order, one range ``(dataset, part, id > after)`` of the covering
+index each, filtered there on ``point & (N - 1) IN (the part's wanted buckets)``; only the
+matching rows are then read from the table.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 import orjson
 
 from hlops import canonical
-from hlops.server.digest import FineSummary, fine_bucket
+from hlops.server.digest import FineSummary, fine_bucket, parts_after
 from hlops.server.rows import PARTS, bucket_parts
 from hlops.server.sqlite_common import int_cursor, marks, page_of, pair_cursor
 from hlops.server.store import Invalid, Page
@@ -54,14 +57,17 @@ class DigestMixin:
             "items": summary.fold(buckets),
         }
 
-    def _digest_key(self, con: sqlite3.Connection, row: sqlite3.Row, key: str | None) -> str | None:
-        """The key a digest uses: ``key`` if given (it must be a field), else the dataset's."""
+    def _digest_key(
+        self, con: sqlite3.Connection, row: sqlite3.Row, key: str | None, at: tuple = ("query", "key")
+    ) -> str | None:
+        """The key a digest uses: ``key`` if given (it must be a field: else a 422 at ``at``),
+        else the dataset's."""
         if key is None:
             return row["key_field"]
         fields = self._field_types(con, row["id"])
         if key not in fields:
             raise Invalid.one(
-                ("query", "key"),
+                at,
                 f"key {key!r} is not a field of this dataset; its fields are: " + ", ".join(fields),
                 "unknown_field",
             )
@@ -166,6 +172,39 @@ class DigestMixin:
         # each row is already JSON, built by SQLite: embed it as is
         return {"items": [orjson.Fragment(r[1]) for r in rows], "next_cursor": next_cursor}
 
+    def digest_rows_of(
+        self, org: int, dataset_id: int, key: str | None, buckets: int, which: list[int], page: Page
+    ) -> dict:
+        """The rows of the buckets ``which`` (sorted, distinct) of ``buckets``, in one paged
+        stream ordered by (part, id): one indexed range per part that holds a wanted bucket."""
+        with self._read() as con:
+            row = self._dataset(con, org, dataset_id)
+            key = self._digest_key(con, row, key, ("body", "key"))
+            if key != row["key_field"]:
+                return self._digest_rows_slow(con, dataset_id, key, buckets, set(which), page)
+            rows: list = []
+            for part, after, wanted in parts_after(buckets, which, page):
+                # the ids from the index alone (covering: the filter reads its `point`), then
+                # the wanted rows by primary key; filtering in one query would fetch every
+                # row of the part from the table first (10x slower at 1% of the buckets)
+                ids = (
+                    "SELECT id FROM datapoints INDEXED BY datapoints_bucket "
+                    "WHERE dataset_id = ? AND (point & 255) = ? AND id > ?"
+                )
+                args: list[Any] = [dataset_id, dataset_id, part, after]
+                if wanted is not None:
+                    ids += f" AND (point & ?) IN ({marks(len(wanted))})"
+                    args += [buckets - 1, *wanted]
+                sql = (
+                    f"SELECT id, {ROW_JSON}, (point & 255) FROM datapoints "
+                    f"WHERE dataset_id = ? AND id IN ({ids} ORDER BY id LIMIT ?) ORDER BY id"
+                )
+                rows += con.execute(sql, (*args, page.limit + 1 - len(rows))).fetchall()
+                if len(rows) > page.limit:
+                    break
+            rows, next_cursor = page_of(rows, page.limit, lambda r: [r[2], r[0]])
+        return {"items": [orjson.Fragment(r[1]) for r in rows], "next_cursor": next_cursor}
+
     @staticmethod
     def _all_rows(con: sqlite3.Connection, dataset_id: int, after: int, limit: int) -> dict:
         """A page of every datapoint's row, by id: SQLite builds the whole JSON array, so
@@ -181,8 +220,11 @@ class DigestMixin:
         return {"items": orjson.Fragment(text), "next_cursor": last if more else None}
 
     def _digest_rows_slow(
-        self, con: sqlite3.Connection, dataset_id: int, key: str, buckets: int | None, bucket: int | None, page: Page
+        self, con: sqlite3.Connection, dataset_id: int, key: str, buckets: int | None,
+        bucket: int | set[int] | None, page: Page,
     ) -> dict:
+        """Rows by another field than the dataset's key (every datapoint parsed), of one
+        bucket, of a set of buckets, or of all; ordered by id."""
         after = int_cursor(page.after)
         counts = dict(con.execute(
             "SELECT id, annotations FROM datapoints WHERE dataset_id = ? AND id > ?", (dataset_id, after)
@@ -191,8 +233,10 @@ class DigestMixin:
         for dp_id, text, digest in self._keyed_scan(con, dataset_id, key):
             if dp_id <= after:
                 continue
-            if bucket is not None and canonical.key_point(text) % buckets != bucket:
-                continue
+            if bucket is not None:
+                b = canonical.key_point(text) % buckets
+                if (b not in bucket) if isinstance(bucket, set) else (b != bucket):
+                    continue
             items.append({"id": dp_id, "key": text, "hash": digest.hex(), "annotations": counts.get(dp_id, 0)})
             if len(items) > page.limit:
                 break

@@ -125,6 +125,9 @@ class Store(Protocol):
     def digest_rows(
         self, org: int, dataset_id: int, key: str | None, buckets: int | None, bucket: int | None, page: Page
     ) -> JSON: ...
+    def digest_rows_of(
+        self, org: int, dataset_id: int, key: str | None, buckets: int, which: list[int], page: Page
+    ) -> JSON: ...
 
     # -- projects
     def create_project(self, org: int, spec: JSON, idem: Idem | None) -> JSON: ...

@@ -305,20 +305,21 @@ def test_twenty_thousand_rows_through_every_path(client, make_dataset, key):
     outcomes = {}
     paths = {"narrow": Costs(latency=0.0005, page_latency=0.0005, row=1e-3, adaptive=False),
              "listing": Costs(latency=5.0),
-             "coarse": Costs(latency=1e-6, bucket=1.0)}
+             "coarse": Costs(latency=1e-6, bucket=1.0),
+             "many": Costs(many=True, many_latency=0.0005, page_latency=0.0005, adaptive=False)}
     for name, costs in paths.items():
         diff = derive(client, ds, 20_000, FIELDS, key, list_source(new), prune=True,
                       show_data=False, source=None, cache_dir=None, costs=costs)
         outcomes[name] = (diff.add, diff.change, diff.remove, diff.unchanged,
                           _all_adds(diff, new, key), sorted(diff.rows.change_id),
                           sorted(diff.rows.remove_id))
-        if name == "narrow":
+        if name in ("narrow", "many"):
             assert diff.buckets > 32 and diff.remote_rows_read < 20_000 / 2
         elif name == "listing":
             assert diff.remote_rows_read == 20_000
         else:
             assert diff.buckets == 32
-    assert outcomes["narrow"] == outcomes["listing"] == outcomes["coarse"]
+    assert outcomes["narrow"] == outcomes["listing"] == outcomes["coarse"] == outcomes["many"]
     edited = len(set(range(0, 20_000, 100)) - set(range(7, 20_000, 661)))
     removed = len(set(range(7, 20_000, 661)))
     if key is None:  # an edit is a remove + add

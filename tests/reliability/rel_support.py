@@ -43,6 +43,14 @@ WORDS = ("alpha", "bravo", "delta", "echo", "kilo", "lima", "oscar", "tango", "z
 # --------------------------------------------------------------------------- the tree
 
 
+READ_POSTS = ("/digest/rows",)  # POST paths that only read (docs/api.md): not writes
+
+
+def is_write(method: str, path: str) -> bool:
+    """Whether a call on the wire may change the server's state."""
+    return method != "GET" and not (method == "POST" and path.endswith(READ_POSTS))
+
+
 def write_bulk(directory: Path, rows: int = BULK_ROWS, seed: int = 7, name: str = BULK_NAME) -> Path:
     """A dataset of ``rows`` generated rows keyed by ``uid`` (three upload batches at the
     default 25,000), and a project reading it."""

@@ -32,7 +32,7 @@ from urllib.parse import parse_qs
 
 import pytest
 from killing_proxy import Exchange, KillingProxy
-from rel_support import FULL, Org, expected_state, make_tree, org_server, run_inprocess, state_problems
+from rel_support import FULL, Org, expected_state, is_write, make_tree, org_server, run_inprocess, state_problems
 from support.cli import run_hlops
 
 CREATES = ("/datasets", "/projects")
@@ -140,7 +140,7 @@ def unsafe_retries(exchanges: list[Exchange]) -> list[str]:
     by_key: dict[str | None, list[Exchange]] = defaultdict(list)
     by_request: dict[tuple, set] = defaultdict(set)
     for x in xs:
-        if x.method == "GET":
+        if not is_write(x.method, x.path):
             continue
         by_key[x.idempotency_key].append(x)
         if not (x.method == "POST" and x.path in CREATES):

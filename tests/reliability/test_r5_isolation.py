@@ -74,6 +74,7 @@ def body_for(method: str, template: str, rig) -> dict | None:
         ("PATCH", "/datasets/{dataset_id}"): {"description": "changed by b"},
         ("PATCH", "/datasets/{dataset_id}/datapoints"): {"data": [{"id": dp[1], "data": {"id": "1", "text": "b was here"}}]},
         ("POST", "/datasets/{dataset_id}/datapoints/delete"): {"ids": dp[:3]},
+        ("POST", "/datasets/{dataset_id}/digest/rows"): {"buckets": 4, "which": [0, 1]},
         ("PATCH", "/projects/{project_id}"): {"guidelines": "changed by b"},
         ("POST", "/projects/{project_id}/annotations"): {"datapoint_id": dp[2], "output": "label", "value": "neg"},
         ("POST", "/projects/{project_id}/predict"): {"data": [{"text": "x"}]},

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from killing_proxy import KillingProxy
-from rel_support import EXAMPLES, Org, org_server, run_inprocess
+from rel_support import EXAMPLES, Org, is_write, org_server, run_inprocess
 from support.cli import run_hlops
 
 
@@ -145,7 +145,7 @@ def apply_saved(rig, work: Path, org: Org, saved: Path, real: bool = False):
                            env={"HLOPS_BASE_URL": proxy.url, "HLOPS_API_KEY": org.key, "HLOPS_HOME": str(work / ".hlops")})
     else:
         result = run_inprocess(args, proxy.url, org.key, work / ".hlops", work)
-    writes = [f"{x.method} {x.path}" for x in proxy.calls(answered_only=False) if x.method != "GET"]
+    writes = [f"{x.method} {x.path}" for x in proxy.calls(answered_only=False) if is_write(x.method, x.path)]
     return result, writes
 
 

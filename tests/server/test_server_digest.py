@@ -142,3 +142,98 @@ def test_annotation_counts_in_rows(server):
 def test_digest_errors(server, keyed, params, loc):
     ds, _ = keyed
     assert_validation(server.call("GET", f"/datasets/{ds['id']}/digest", params=params), loc)
+
+
+# ---------------------------------------------------------------- rows of many buckets
+
+
+def rows_of(server, dataset_id: int, body: dict, limit: int | None = None) -> list[dict]:
+    """Every page of ``POST /datasets/{id}/digest/rows`` (the same body with each cursor)."""
+    items, cursor = [], None
+    for _ in range(10_000):
+        params = {"limit": limit} if limit else {}
+        if cursor:
+            params["cursor"] = cursor
+        r = server.call("POST", f"/datasets/{dataset_id}/digest/rows", json=body, params=params)
+        assert r.status_code == 200, r.text
+        page = r.json()
+        items += page["items"]
+        cursor = page["next_cursor"]
+        if not cursor:
+            return items
+    raise AssertionError("pagination did not end")
+
+
+@pytest.mark.parametrize("buckets", [1, 4, 256, 1024, 65536])
+@pytest.mark.parametrize("which", ["keyed", "keyless"])
+def test_rows_of_many_buckets(server, request, which, buckets):
+    """Any set of buckets of any level: exactly their rows, each once, across small pages."""
+    ds, expected = request.getfixturevalue(which)
+    by_bucket: dict[int, dict] = {}
+    for dp_id, (text, h) in expected.items():
+        by_bucket.setdefault(canonical.bucket_of(text, buckets), {})[dp_id] = (text, h)
+    full = sorted(by_bucket)
+    wanted = full[::3] + ([b for b in range(buckets) if b not in by_bucket][:2])  # some empty ones too
+    want = {i: v for b in wanted for i, v in by_bucket.get(b, {}).items()}
+    rows = rows_of(server, ds["id"], {"buckets": buckets, "which": wanted}, limit=7)
+    assert len(rows) == len(want)
+    assert {r["id"]: (r["key"], r["hash"]) for r in rows} == want
+    assert all(r["annotations"] == 0 for r in rows)
+    # the same as the single-bucket reads, and in one big page
+    assert len(rows_of(server, ds["id"], {"buckets": buckets, "which": wanted})) == len(want)
+
+
+def test_rows_of_many_buckets_by_another_field(server, keyed):
+    ds, _ = keyed
+    items = paginate(server, f"/datasets/{ds['id']}/datapoints")
+    expected = {}
+    for it in items:
+        h = canonical.row_hash(it["data"])
+        expected[it["id"]] = (canonical.key_text(it["data"], "text", h), h)
+    wanted = [0, 5, 63]
+    want = {i: v for i, v in expected.items() if canonical.bucket_of(v[0], 64) in wanted}
+    rows = rows_of(server, ds["id"], {"buckets": 64, "which": wanted, "key": "text"}, limit=3)
+    assert {r["id"]: (r["key"], r["hash"]) for r in rows} == want
+
+
+def test_rows_of_many_buckets_is_a_read(server, keyed):
+    """Not a write in the server's counts, and an Idempotency-Key is not recorded for it."""
+    ds, _ = keyed
+    server.reset_stats()
+    body = {"buckets": 16, "which": [1, 2]}
+    for _ in range(2):
+        r = server.call("POST", f"/datasets/{ds['id']}/digest/rows", json=body, headers={"Idempotency-Key": "same-key"})
+        assert r.status_code == 200, r.text
+    stats = server.stats()
+    assert stats["writes"] == 0 and stats["by_path"] == {"POST /datasets/{dataset_id}/digest/rows": 2}
+
+
+@pytest.mark.parametrize(
+    "body, params, loc",
+    [
+        ({"buckets": 3, "which": [0]}, {}, ("body", "buckets")),
+        ({"buckets": 0, "which": [0]}, {}, ("body", "buckets")),
+        ({"buckets": 131072, "which": [0]}, {}, ("body", "buckets")),
+        ({"which": [0]}, {}, ("body", "buckets")),
+        ({"buckets": 4}, {}, ("body", "which")),
+        ({"buckets": 4, "which": []}, {}, ("body", "which")),
+        ({"buckets": 4, "which": [1, 4]}, {}, ("body", "which", 1)),
+        ({"buckets": 4, "which": [-1]}, {}, ("body", "which", 0)),
+        ({"buckets": 4, "which": [2, 0, 2]}, {}, ("body", "which", 2)),
+        ({"buckets": 4, "which": ["x"]}, {}, ("body", "which", 0)),
+        ({"buckets": 4, "which": [1], "key": "nope"}, {}, ("body", "key")),
+        ({"buckets": 4, "which": [1], "extra": 1}, {}, ("body", "extra")),
+        ({"buckets": 4, "which": [1]}, {"cursor": "MQ"}, ("query", "cursor")),  # 1: not a pair
+        ({"buckets": 4, "which": [1]}, {"limit": 10_001}, ("query", "limit")),
+    ],
+)
+def test_rows_of_many_buckets_errors(server, keyed, body, params, loc):
+    ds, _ = keyed
+    assert_validation(server.call("POST", f"/datasets/{ds['id']}/digest/rows", json=body, params=params), loc)
+
+
+def test_rows_of_many_buckets_not_json(server, keyed):
+    ds, _ = keyed
+    r = server.call("POST", f"/datasets/{ds['id']}/digest/rows", data=b"buckets=4",
+                    headers={"Content-Type": "application/json"})
+    assert r.status_code == 422, r.text

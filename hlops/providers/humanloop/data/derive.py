@@ -9,7 +9,8 @@ The steps, each reading only what the previous one could not settle:
 3. if rows in both sides differ (``MIXED`` buckets), :func:`~hlops.data.compare.next_step`
    picks where to read their rows from: those buckets at N, a finer digest first, or one
    listing of every row; the remote rows of those buckets are fetched in parallel while a
-   second local pass collects the local rows of the same buckets;
+   second local pass collects the local rows of the same buckets (parsing only those rows
+   when the summary kept each row's key point: see :func:`hlops.data.local.collect`);
 4. rows are compared by key (or by hash, as multisets, without a key).
 
 Memory follows what differs: the summaries (~3 MB) plus the rows of the differing buckets,
@@ -35,9 +36,11 @@ from hlops.data.local import (
 from hlops.data.summary import load_summary, summary_signature
 from hlops.providers.humanloop.client import Client
 from hlops.providers.humanloop.data import applied
-from hlops.providers.humanloop.data.digest import RemoteDigest, items_hash, read_all_rows, read_bucket_rows, read_digest
+from hlops.providers.humanloop.data.digest import (
+    RemoteDigest, items_hash, read_all_rows, read_bucket_rows, read_digest, read_rows_of,
+)
 from hlops.providers.humanloop.data.upload import MAX_BYTES, MAX_ROWS
-from hlops.errors import PlanError
+from hlops.errors import ApiError, PlanError
 from hlops.plan import DataChange
 
 GROUP_ROWS = 400_000  # local + remote rows compared at once (each group is one local pass)
@@ -230,7 +233,7 @@ def derive(
         digest.counts = np.full(coarse, -(-digest.total // coarse), np.int64)  # for grouping
         listing = True
     if costs is None and not listing and (cat == MIXED).any():
-        costs = _measure(client, dataset_id, key, coarse, cat, parallelism)
+        costs = _measure(client, dataset_id, key, int(np.flatnonzero(cat == MIXED)[0]), parallelism)
     while not listing and (cat == MIXED).any():
         step = cmp.next_step(level, cat, lc, digest.counts, costs)
         if step.kind == "fetch":
@@ -252,11 +255,13 @@ def derive(
     if not prune:
         diff.unmatched_extra = int(digest.counts[cat == REMOTE_ONLY].sum())
     fetch = (cat == MIXED) | ((cat == REMOTE_ONLY) if prune else False)
+    if costs is None and not listing and fetch.any():  # only removals to read (prune)
+        costs = _measure(client, dataset_id, key, int(np.flatnonzero(fetch)[0]), parallelism)
     groups = _groups(np.flatnonzero(fetch), lc, digest.counts)
     examples_from = diff.add_all if n_ex else None
     for group in groups:
         _compare_group(client, dataset_id, key, rows, diff, digest, cat, group, listing,
-                       examples_from, parallelism, costs)
+                       examples_from, parallelism, costs, summary.points)
         examples_from = None
     if n_ex and not diff.add_examples and diff.add_all_rows:
         diff.add_examples = first_keys(rereader(rows), key, diff.add_all, n_ex)
@@ -264,12 +269,14 @@ def derive(
     return diff
 
 
-def _measure(client: Client, dataset_id: int, key: str | None, n: int, cat: np.ndarray,
+def _measure(client: Client, dataset_id: int, key: str | None, fine_bucket: int,
              parallelism: int) -> cmp.Costs:
     """What requests cost on this server, measured with two small reads: the rows of one
     fine bucket inside a differing bucket (the time a server needs to find a bucket varies
-    a lot with how it indexes them), and the first page of the plain listing."""
-    fine_bucket = int(np.flatnonzero(cat == MIXED)[0])  # fine f lies in bucket f % n
+    a lot with how it indexes them) through ``POST .../digest/rows`` -- or, on a server
+    without that call, through ``GET .../digest?bucket=`` -- and the first page of the plain
+    listing. ``fine_bucket``: a differing bucket's index at any level, which is also a fine
+    bucket inside it (fine f lies in bucket f % n)."""
     base = {"key": key} if key is not None else {}
 
     def timed(params: dict) -> float:
@@ -278,11 +285,32 @@ def _measure(client: Client, dataset_id: int, key: str | None, n: int, cat: np.n
         rows = len(page.get("items") or ())
         return max(5e-4, time.perf_counter() - started - rows * cmp.ROW_SECONDS)
 
-    return cmp.Costs(
-        latency=timed({"buckets": FINE, "bucket": fine_bucket, "limit": cmp.PAGE}),
-        page_latency=timed({"limit": cmp.PAGE}),
-        parallelism=max(1, parallelism),
-    )
+    def timed_many() -> float | None:
+        """One fine bucket through ``POST .../digest/rows`` (None: the server has no such call)."""
+        body = {"buckets": FINE, "which": [fine_bucket], **base}
+        started = time.perf_counter()
+        try:
+            page = client.request("POST", f"/datasets/{dataset_id}/digest/rows", params={"limit": cmp.PAGE}, body=body)
+        except ApiError as exc:
+            if exc.status in (404, 405):
+                return None
+            raise
+        rows = len(page.get("items") or ())
+        return max(5e-4, time.perf_counter() - started - rows * cmp.ROW_SECONDS)
+
+    many = timed_many()
+    page = timed({"limit": cmp.PAGE})
+    if many is None:
+        return cmp.Costs(
+            latency=timed({"buckets": FINE, "bucket": fine_bucket, "limit": cmp.PAGE}),
+            page_latency=page, parallelism=max(1, parallelism),
+        )
+    # Both are one round trip of a cheap read (what the many-bucket call spends per index
+    # part is priced apart, PART_SECONDS): the smaller is the round trip. A retried request
+    # (a 429's Retry-After, a 503's backoff) would otherwise tip the model into another path
+    # with many more calls.
+    rtt = min(many, page)
+    return cmp.Costs(page_latency=rtt, parallelism=max(1, parallelism), many=True, many_latency=rtt)
 
 
 def _from_record(
@@ -351,9 +379,12 @@ def _compare_group(
     client: Client, dataset_id: int, key: str | None, rows: RowSource, diff: DataDiff,
     digest: RemoteDigest, cat: np.ndarray, group: np.ndarray, listing: bool,
     examples_from: np.ndarray | None, parallelism: int, costs: cmp.Costs | None,
+    points: np.ndarray | None = None,
 ) -> None:
     """Compare one group of buckets: their remote rows are read in a background thread
-    (bucket by bucket, or filtered from one listing) while a local pass collects theirs.
+    (many buckets a request, bucket by bucket, or filtered from one listing) while a local
+    pass collects theirs -- only those rows when ``points`` (the summary's key point of
+    every row) says which they are.
 
     Bucket reads watch their own pace: when the first ones show that the rest would take
     clearly longer than one listing of every row, they stop and the listing is read instead
@@ -373,6 +404,10 @@ def _compare_group(
         if listing:
             return from_listing()
         out: list = []
+        if costs is not None and costs.many:  # few big requests: bounded by about a listing
+            for page in read_rows_of(client, dataset_id, key, n, group.tolist(), parallelism):
+                out.extend(page)
+            return out
         started = time.perf_counter()
         check_at = max(8, 2 * parallelism)
         chunks = read_bucket_rows(client, dataset_id, key, n, group.tolist(), parallelism)
@@ -389,7 +424,7 @@ def _compare_group(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hlops-fetch") as bg:
         remote_future = bg.submit(fetch)
         if wanted_fine.any() or examples_from is not None:
-            local, examples = collect(rereader(rows), key, wanted_fine, examples_from, diff.rows.n_examples)
+            local, examples = collect(rows, key, wanted_fine, examples_from, diff.rows.n_examples, points)
             if examples_from is not None:
                 diff.add_examples = examples
         else:

@@ -3,7 +3,9 @@
 - ``GET /datasets/{id}/digest?buckets=N[&key=f]`` -> per bucket ``{bucket, count, hash}``
   (empty buckets left out), with the dataset's ``version`` and ``datapoint_count``;
 - ``GET /datasets/{id}/digest?buckets=N&bucket=i[&key=f]`` -> paginated rows
-  ``{id, key, hash, annotations}`` of bucket i; without ``bucket``, of every datapoint.
+  ``{id, key, hash, annotations}`` of bucket i; without ``bucket``, of every datapoint;
+- ``POST /datasets/{id}/digest/rows {"buckets": N, "which": [...], "key"?}`` -> the same
+  rows of many buckets, in pages of up to 10,000 (:func:`read_rows_of`).
 
 Rows of many buckets are fetched in parallel threads (the client is thread-safe).
 """
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hlops.providers.humanloop.client import Client
-from hlops.data.compare import PAGE, RemoteRow
+from hlops.data.compare import BIG_PAGE, PAGE, PARTS, RemoteRow
 
 
 @dataclass
@@ -118,3 +120,48 @@ def read_all_rows(
         r = (it["id"], it["key"], it["hash"], it.get("annotations") or 0)
         if keep(r):
             yield r
+
+
+STREAMS = 2  # requests for many buckets in flight at once (the reference server: 2 CPUs)
+
+
+def read_rows_of(
+    client: Client, dataset_id: int, key: str | None, buckets: int, which: list[int],
+    parallelism: int,
+) -> Iterator[list[RemoteRow]]:
+    """The rows of buckets ``which`` (at level ``buckets``) through ``POST
+    /datasets/{id}/digest/rows``, one list per page as pages arrive: the buckets are split
+    by the server's parts (``bucket & 255``) into at most ``min(parallelism, STREAMS)``
+    streams of :data:`BIG_PAGE`-row pages read side by side."""
+    ordered = sorted(which, key=lambda b: (b & (PARTS - 1), b))
+    n = max(1, min(parallelism, STREAMS, len(ordered)))
+    cut = -(-len(ordered) // n)
+    groups = [ordered[i:i + cut] for i in range(0, len(ordered), cut)]
+    with ThreadPoolExecutor(max_workers=len(groups), thread_name_prefix="hlops-rows") as pool:
+        pages: list = [pool.submit(_page_of, client, dataset_id, key, buckets, g, None) for g in groups]
+        pending = {fut: g for fut, g in zip(pages, groups)}
+        try:
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    group = pending.pop(fut)
+                    rows, cursor = fut.result()
+                    if cursor:
+                        pending[pool.submit(_page_of, client, dataset_id, key, buckets, group, cursor)] = group
+                    yield rows
+        finally:
+            for fut in pending:
+                fut.cancel()
+
+
+def _page_of(client: Client, dataset_id: int, key: str | None, buckets: int, which: list[int],
+             cursor: str | None) -> tuple[list[RemoteRow], str | None]:
+    body: dict = {"buckets": buckets, "which": which}
+    if key is not None:
+        body["key"] = key
+    params: dict = {"limit": BIG_PAGE}
+    if cursor:
+        params["cursor"] = cursor
+    page = client.request("POST", f"/datasets/{dataset_id}/digest/rows", params=params, body=body)
+    rows = [(it["id"], it["key"], it["hash"], it.get("annotations") or 0) for it in page["items"]]
+    return rows, page.get("next_cursor")
