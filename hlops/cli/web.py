@@ -53,7 +53,12 @@ def open_command(project, browser, local, base_url, api_key):
         if local:
             click.echo("Serving the local project; sign in with a token from `hlops users token EMAIL --local`. "
                        "Press Ctrl-C to stop.", err=True)
+            idle = threading.Event()
             try:
-                threading.Event().wait()
+                # a timed wait: the kernel may deliver Ctrl-C's SIGINT to one of the server's
+                # threads, and an untimed wait in the main thread would then never run
+                # Python's handler (the page kept serving; seen under load)
+                while not idle.wait(0.25):
+                    pass
             except KeyboardInterrupt:
                 click.echo("Stopped.", err=True)

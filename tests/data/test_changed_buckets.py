@@ -34,6 +34,10 @@ class CountingFile(CheckedFile):
         _COUNTS["checked_passes"] += 1
         return super().__call__()
 
+    def check_lines(self, lines=None):  # the one-loop pass of the whole file (lines=None) or a range
+        _COUNTS["checked_passes" if lines is None else "checked_ranges"] += 1
+        return super().check_lines(lines)
+
     def unchecked(self):
         _COUNTS["unchecked_passes"] += 1
         return super().unchecked()
