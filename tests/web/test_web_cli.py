@@ -58,8 +58,11 @@ def test_open_local_serves_the_page_until_ctrl_c(tmp_path):
     assert result.code == 0, result
     tok = result.out.strip()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HLOPS_")}
+    # SIGINT as a terminal's foreground job has it: a test run started in the background
+    # (`cmd &` in a script) ignores SIGINT, and its children would inherit that
     proc = subprocess.Popen([sys.executable, "-m", "hlops", "open", SENTIMENT, "--local"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         line = proc.stdout.readline().strip()
         assert line.startswith("Navigate to http://127.0.0.1:"), line
@@ -72,7 +75,11 @@ def test_open_local_serves_the_page_until_ctrl_c(tmp_path):
         assert shown_datapoint(r.text) is not None  # the warm-started project still has unlabelled ones
     finally:
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        try:
+            out, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # never leave a server behind
+            raise
     assert proc.returncode == 0, err
     assert "Stopped." in err
 
