@@ -29,7 +29,7 @@ import orjson
 
 from hlops import canonical
 from hlops.data.local import LocalSummary
-from hlops.data.scan import FINE, FINE_MASK, Accumulator
+from hlops.data.scan import FINE, FINE_MASK, Accumulator, checked_rows
 
 
 class Halt(Exception):
@@ -54,7 +54,7 @@ class StreamedPass:
         sha256, from_bytes = hashlib.sha256, int.from_bytes
         dumps, sort_keys = orjson.dumps, orjson.OPT_SORT_KEYS  # canonical.canonical_json
         points, digests, sizes = self._points, self._digests, self._sizes
-        for line, row in self._checked:
+        for line, row in checked_rows(self._checked):  # the one-loop reading of the plan's pass
             cj = dumps(row, option=sort_keys)
             digest = sha256(cj).digest()
             if key is None:

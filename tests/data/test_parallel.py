@@ -10,7 +10,7 @@ import pytest
 from hlops.data import parallel
 from hlops.providers.humanloop.data import apply_data, plan_data
 from hlops.data.local import summarise
-from hlops.data.scan import scan, scan_checked
+from hlops.data.scan import checked_rows, scan, scan_checked
 from hlops.datafile import CheckedFile, iter_checked
 from hlops.datareaders import line_ranges
 from hlops.errors import ManifestError, SettingsError
@@ -241,6 +241,30 @@ def test_the_one_loop_pass_equals_the_generator_pass(tmp_path, monkeypatch, key,
     for checked in (one_loop, generator):  # what `hlops validate` counts
         checked.counted = (checked.findings.checker.rows, checked.findings.checker.bad_rows)
     assert one_loop.counted == generator.counted
+
+
+@pytest.mark.parametrize("bad", [False, True], ids=["good-file", "bad-file"])
+@pytest.mark.parametrize("key", [KEY, None])
+def test_checked_rows_yields_what_the_checked_pass_yields(tmp_path, key, bad):
+    """The streamed apply's reading (scan.checked_rows): the same (line, row) pairs, the same
+    counts and the same located problems as iterating the CheckedPass, on every kind of line."""
+    rows = _mixed_rows() if bad else [{k: str(v) for k, v in r.items()} for r in make_rows(300)]
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + lines(rows).replace(b"\n", b"\r\n", 9) + b"\n")
+    file = CheckedFile(str(path), dict(SPAN_FIELDS), key, {"ents": "text"}, path.name)
+    one, generic = file.check_lines(), file.check_lines()
+    assert list(checked_rows(one)) == list(generic)
+    for checked in (one, generic):
+        checked.counted = (checked.findings.checker.rows, checked.findings.checker.bad_rows,
+                           [str(p) for p in checked.findings.problems()])
+    assert one.counted == generic.counted
+    assert bool(one.counted[2]) == bad
+    array = tmp_path / "array.jsonl"  # a JSON array named .jsonl: read the reader's way
+    array.write_bytes(b'[{"external_id": "a",\n "text": "b"}]\n')
+    file = CheckedFile(str(array), dict(SPAN_FIELDS), key, {"ents": "text"}, array.name)
+    one, generic = file.check_lines(), file.check_lines()
+    assert list(checked_rows(one)) == list(generic)
+    assert [str(p) for p in one.findings.problems()] == [str(p) for p in generic.findings.problems()]
 
 
 def test_the_one_loop_pass_stops_at_a_json_array_named_jsonl(tmp_path, monkeypatch):
