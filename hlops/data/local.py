@@ -95,6 +95,20 @@ class LocalSummary:
         )
 
     @classmethod
+    def of(cls, acc: Accumulator, dup: np.ndarray, points: np.ndarray | None = None) -> LocalSummary:
+        """What an :class:`~hlops.data.scan.Accumulator` holds after the last row."""
+        return cls(
+            count=acc.count,
+            fingerprint=acc.fp.hexdigest(),
+            bytes_total=int(acc.nbytes.sum()),
+            counts=acc.counts,
+            xor=acc.xor.view(np.uint8).reshape(FINE, 32),
+            nbytes=acc.nbytes,
+            dup=dup,
+            points=points,
+        )
+
+    @classmethod
     def empty(cls) -> LocalSummary:
         return cls(
             0, hashlib.sha256().hexdigest(), 0,
@@ -134,16 +148,7 @@ def summarise(rows: RowSource, key: str | None, where: str) -> LocalSummary:
             dup[p & FINE_MASK] = True
     if problems:
         raise ManifestError(problems)
-    return LocalSummary(
-        count=acc.count,
-        fingerprint=acc.fp.hexdigest(),
-        bytes_total=int(acc.nbytes.sum()),
-        counts=acc.counts,
-        xor=acc.xor.view(np.uint8).reshape(FINE, 32),
-        nbytes=acc.nbytes,
-        dup=dup,
-        points=points,
-    )
+    return LocalSummary.of(acc, dup, points)
 
 
 def _duplicate_points(points: array) -> set[int]:
@@ -230,12 +235,16 @@ def collect(
             examples.append(kt)
         if not want[f]:
             continue
-        item = LocalRow(ordinal, line, p, len(cj), digest)
-        if key is None:
-            out.setdefault(kt, []).append(item)
-        else:
-            out[kt] = item
+        _keep(out, key, kt, LocalRow(ordinal, line, p, len(cj), digest))
     return out, examples
+
+
+def _keep(out: dict[str, Any], key: str | None, kt: str, item: LocalRow) -> None:
+    """File a collected row under its key (keyless: a list, rows may repeat)."""
+    if key is None:
+        out.setdefault(kt, []).append(item)
+    else:
+        out[kt] = item
 
 
 def _collect_selected(
@@ -276,11 +285,7 @@ def _collect_selected(
             examples.append(kt)
         if not keep_list[n - 1]:
             continue
-        item = LocalRow(ordinal, line, p, len(cj), digest)
-        if key is None:
-            out.setdefault(kt, []).append(item)
-        else:
-            out[kt] = item
+        _keep(out, key, kt, LocalRow(ordinal, line, p, len(cj), digest))
     if n != len(ordinals):
         return None
     return out, examples

@@ -112,12 +112,4 @@ class StreamedPass:
             pts = np.sort(np.frombuffer(acc.points, np.uint64))
             same = pts[1:][pts[1:] == pts[:-1]]
             dup[(same & np.uint64(FINE_MASK)).astype(np.intp)] = True
-        return LocalSummary(
-            count=acc.count,
-            fingerprint=acc.fp.hexdigest(),
-            bytes_total=int(acc.nbytes.sum()),
-            counts=acc.counts,
-            xor=acc.xor.view(np.uint8).reshape(FINE, 32),
-            nbytes=acc.nbytes,
-            dup=dup,
-        )
+        return LocalSummary.of(acc, dup)
