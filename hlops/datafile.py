@@ -202,7 +202,7 @@ class RowChecker:
         rest; None when every row needs :meth:`check` (duplicate keys are indexed here)."""
         if self._keys is not None:
             return None
-        return self._normalise.plain - self.span_texts.keys()
+        return frozenset(self._normalise.plain - self.span_texts.keys())
 
     def report(self, line: int, col: int, message: str, klass: tuple, what: str) -> None:
         entry = self._classes.setdefault(klass, [0, 0, 0, what])

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hlops.data import parallel
 from hlops.providers.humanloop.data import apply_data, plan_data
 from hlops.data.local import summarise
-from hlops.data.scan import checked_rows, scan, scan_checked
+from hlops.data.scan import checked_rows, common_row_test, exact_row_test, scan, scan_checked
 from hlops.datafile import CheckedFile, iter_checked
 from hlops.datareaders import line_ranges
 from hlops.errors import ManifestError, SettingsError
@@ -274,3 +276,24 @@ def test_the_one_loop_pass_stops_at_a_json_array_named_jsonl(tmp_path, monkeypat
     file = source(path)
     assert outcome(file, KEY) == outcome(_Generic(file), KEY)
     assert "starts with '['" in outcome(file, KEY)
+
+
+_VALUES = st.one_of(st.text(max_size=3), st.integers(), st.none(), st.booleans(), st.lists(st.text(max_size=2), max_size=1))
+_NAMES = st.sampled_from(["external_id", "text", "sentiment", "other", "x'\"\\", ""])
+
+
+@settings(max_examples=300, deadline=None)
+@given(plain=st.frozensets(_NAMES, max_size=4), key=st.one_of(st.none(), _NAMES),
+       row=st.dictionaries(_NAMES, _VALUES, max_size=5))
+def test_the_exact_row_test_accepts_only_rows_the_general_test_accepts(plain, key, row):
+    """The one-loop readers try scan.exact_row_test (unrolled for the fields, generated) before
+    scan.common_row_test: whatever it accepts the general test must accept, and it must accept
+    the commonest row (a string in every plain field, nothing else), odd field names included."""
+    exact, common = exact_row_test(plain, key), common_row_test(plain, key)
+    if exact(row):
+        assert common(row)
+    every = {name: "v" for name in plain}
+    assert exact(every) == common(every) == (key is None or key in plain)
+    general = row.keys() <= plain and all(type(v) is str for v in row.values()) and (
+        key is None or type(row.get(key)) is str)
+    assert common(row) == general
