@@ -335,6 +335,11 @@ class Findings:
         self.syntax.extend(later.syntax)
         self.checker.absorb(later.checker)
 
+    def clean(self) -> bool:
+        """Nothing found: no problem, no row reported (so nothing that has a line number)."""
+        checker = self.checker
+        return not self.syntax and not checker.bad_rows and not checker._classes and not checker.problems
+
     def problems(self) -> list[Problem]:
         """Every problem, as :func:`iter_checked` raises them (call once)."""
         return self.syntax + self.checker.finish()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
+import os
 import json
 import re
 import sys
@@ -55,28 +55,39 @@ def display_path(path: Path | str) -> str:
 
 
 class LineRange(NamedTuple):
-    """Consecutive whole lines of a JSONL file: ``count`` lines from byte ``start``, the
-    first of them line number ``first_line`` (1-based) of the file."""
+    """Consecutive whole lines of a JSONL file: the lines from byte ``start`` up to byte
+    ``end``, the first of them line number ``first_line`` (1-based) of the file -- or
+    :data:`PROVISIONAL` when not known yet (see :func:`line_ranges`)."""
 
     start: int
-    count: int
+    end: int
     first_line: int
+
+
+PROVISIONAL = 2  # the first line number of a range whose real number is not known yet
 
 
 def line_ranges(path: Path | str, size: int) -> Iterator[LineRange]:
     """Cut a file into consecutive ranges of whole lines of about ``size`` bytes (each ends
-    at a newline, or at the end of the file). Reads the file once into one reused buffer
-    (not mapped: mapped pages would count in the process's RSS)."""
-    buf = bytearray(size)
+    at a newline, or at the end of the file) without reading it: a seek and the rest of one
+    line a cut. Only the first range knows its first line (1); every later one says
+    :data:`PROVISIONAL` (not 1, so that nothing in it is taken for the file's first line:
+    a BOM, a JSON array): a reader numbers its lines from there and counts them
+    (:attr:`RowReader.range_lines`), and whoever takes the ranges back in file order knows
+    each real first line from the counts before it (:func:`hlops.data.parallel.scan_file`
+    reads a range again, numbered right, only when something in it has a line number)."""
+    total = os.path.getsize(path)
     with open(path, "rb") as f:
-        start, line = 0, 1
-        while n := f.readinto(buf):
-            ends_line = buf[n - 1] == 10
-            tail = b"" if ends_line else f.readline()  # the rest of the last line, if any
-            newlines = buf.count(b"\n", 0, n) + tail.count(b"\n")
-            ends_line = ends_line or tail.endswith(b"\n")
-            yield LineRange(start, newlines + (not ends_line), line)
-            start, line = start + n + len(tail), line + newlines
+        start, first = 0, 1
+        while start < total:
+            end = start + size
+            if end >= total:
+                end = total
+            else:
+                f.seek(end - 1)  # the line holding the byte before the cut, up to its newline
+                end += len(f.readline()) - 1
+            yield LineRange(start, end, first)
+            start, first = end, PROVISIONAL
 
 
 class RowReader:
@@ -92,6 +103,7 @@ class RowReader:
                  display: str | None = None, lines: LineRange | None = None):
         self.path = Path(path)
         self.lines = lines
+        self.range_lines = 0  # after jsonl_lines() of a range: the lines in it
         self.fields = fields
         self.display = display or display_path(self.path)
         self.problems: list[Problem] = []
@@ -137,7 +149,9 @@ class RowReader:
         if self.lines is None:
             return f, enumerate(f, 1)
         f.seek(self.lines.start)
-        return f, enumerate(itertools.islice(f, self.lines.count), self.lines.first_line)
+        data = f.read(self.lines.end - self.lines.start)
+        self.range_lines = data.count(b"\n") + (bool(data) and not data.endswith(b"\n"))
+        return f, enumerate(io.BytesIO(data), self.lines.first_line)
 
     def jsonl_row(self, line_no: int, line: bytes) -> Any:
         """The row of a JSONL line that ``orjson.loads`` refused (or any line: it reads it

@@ -2,8 +2,8 @@
 
 The pass is CPU-bound Python (parse, check, normalise, canonical JSON, SHA-256: ~5 µs a
 row), so threads would not help; processes do. The file is cut into ranges of whole lines
-(:func:`hlops.datareaders.line_ranges`, about :data:`RANGE_BYTES` each, with their line
-numbers in the file); each worker runs the same checked pass on a range
+(:func:`hlops.datareaders.line_ranges`, about :data:`RANGE_BYTES` each, cut at newlines
+without reading the file); each worker runs the same checked pass on a range
 (:meth:`hlops.datafile.CheckedFile.check_lines`) and :func:`hlops.data.scan.scan`, and sends
 back the range's key points, row digests and sizes (44 bytes a row) and what the checks
 found. The parent takes the ranges back *in file order* and feeds them to the accumulator
@@ -96,12 +96,18 @@ def split_file(rows: Any) -> CheckedFile | None:
 class _Part:
     """What a worker sends back for one range of lines."""
 
+    lines: LineRange
+    count: int  # the lines in the range
     points: bytes
     digests: bytes
     sizes: bytes
     missing: int
     problems: list[Problem]
     findings: Findings
+
+    def located(self) -> bool:
+        """Whether anything in it carries a line number (a problem, a finding)."""
+        return bool(self.missing or self.problems or not self.findings.clean())
 
 
 def _scan_range(file: CheckedFile, lines: LineRange, key: str | None, where: str) -> _Part:
@@ -110,6 +116,7 @@ def _scan_range(file: CheckedFile, lines: LineRange, key: str | None, where: str
     chunks: list[tuple] = []
     missing, problems = scan_checked(checked, key, where, lambda *chunk: chunks.append(chunk))
     return _Part(
+        lines, checked.reader.range_lines,
         b"".join(bytes(c[0]) for c in chunks), b"".join(bytes(c[1]) for c in chunks),
         b"".join(bytes(c[2]) for c in chunks), missing, problems, checked.findings,
     )
@@ -118,15 +125,24 @@ def _scan_range(file: CheckedFile, lines: LineRange, key: str | None, where: str
 def scan_file(file: CheckedFile, key: str | None, where: str, sink: Sink) -> tuple[int, list[Problem]]:
     """:func:`hlops.data.scan.scan` over every row of ``file`` (``sink`` called in file
     order), the ranges read by :func:`workers` processes. Raises ManifestError with the
-    checks' problems, as the single checked pass does after its last row."""
+    checks' problems, as the single checked pass does after its last row.
+
+    The ranges are cut without reading the file (:func:`hlops.datareaders.line_ranges`), so a
+    worker numbers its lines provisionally; the parts are taken back in file order, and the
+    rare part that holds something located (a problem) is read again here with its real
+    first line, which the counts of the parts before it give."""
     n = max(1, min(workers(), -(-os.path.getsize(file.path) // RANGE_BYTES)))  # none idle
     findings: Findings | None = None
     missing, problems = 0, []
     pending: deque = deque()
+    next_line = 1
 
     def take() -> None:
-        nonlocal findings, missing
+        nonlocal findings, missing, next_line
         part = pending.popleft().result()
+        if part.lines.first_line != next_line and part.located():
+            part = _scan_range(file, part.lines._replace(first_line=next_line), key, where)
+        next_line += part.count
         sink(part.points, part.digests, part.sizes)
         missing += part.missing
         problems.extend(part.problems[: MAX_PROBLEMS - len(problems)])

@@ -14,7 +14,7 @@ from hlops.providers.humanloop.data import apply_data, plan_data
 from hlops.data.local import summarise
 from hlops.data.scan import checked_rows, common_row_test, exact_row_test, scan, scan_checked
 from hlops.datafile import CheckedFile, iter_checked
-from hlops.datareaders import line_ranges
+from hlops.datareaders import PROVISIONAL, RowReader, line_ranges
 from hlops.errors import ManifestError, SettingsError
 
 from dp_helpers import FIELDS, make_rows
@@ -57,13 +57,27 @@ def lines(rows: list) -> bytes:
     return b"".join(r if isinstance(r, bytes) else orjson.dumps(r) + b"\n" for r in rows)
 
 
-def test_line_ranges_cover_the_file_with_its_line_numbers(tmp_path):
+def test_line_ranges_cover_the_file_at_newlines(tmp_path):
+    """Cut without reading: every range ends at a newline (or the end), only the first knows
+    its first line; the readers count each range's lines, and the counts add up."""
     path = tmp_path / "d.jsonl"
-    path.write_bytes(b"a\n\nbb\r\n" + b"c" * 50 + b"\nlast without newline")
+    data = b"a\n\nbb\r\n" + b"c" * 50 + b"\nlast without newline"
+    path.write_bytes(data)
     got = list(line_ranges(path, 3))
-    assert [r.start for r in got] == [0, 3, 7, 58]
-    assert [(r.count, r.first_line) for r in got] == [(2, 1), (1, 3), (1, 4), (1, 5)]
-    assert list(line_ranges(tmp_path / "d.jsonl", 1 << 20)) == [(0, 5, 1)]
+    assert [(r.start, r.end) for r in got] == [(0, 3), (3, 7), (7, 58), (58, len(data))]
+    assert [r.first_line for r in got] == [1, PROVISIONAL, PROVISIONAL, PROVISIONAL]
+    counts = []
+    for r in got:
+        reader = RowReader(path, lines=r)
+        f, numbered = reader.jsonl_lines()
+        with f:
+            assert b"".join(line for _, line in numbered) == data[r.start:r.end]
+        counts.append(reader.range_lines)
+    assert counts == [2, 1, 1, 1]
+    assert list(line_ranges(path, 1 << 20)) == [(0, len(data), 1)]
+    assert list(line_ranges(path, len(data))) == [(0, len(data), 1)]
+    (tmp_path / "e.jsonl").write_bytes(b"")
+    assert list(line_ranges(tmp_path / "e.jsonl", 3)) == []
 
 
 @pytest.mark.parametrize("key", [KEY, None])
@@ -297,3 +311,31 @@ def test_the_exact_row_test_accepts_only_rows_the_general_test_accepts(plain, ke
     general = row.keys() <= plain and all(type(v) is str for v in row.values()) and (
         key is None or type(row.get(key)) is str)
     assert common(row) == general
+
+
+_READ_AGAIN: list[int] = []
+_SCAN_RANGE = parallel._scan_range
+
+
+def _counted_scan_range(file, lines, key, where):
+    """parallel._scan_range, noting the first line of each call made in this process (a
+    module-level function: the pool pickles it by name for the forked workers, whose calls
+    are noted in their own copy of the list)."""
+    _READ_AGAIN.append(lines.first_line)
+    return _SCAN_RANGE(file, lines, key, where)
+
+
+def test_only_a_range_with_a_problem_is_read_again(tmp_path, split):
+    """Ranges are numbered provisionally; the parent reads a range again (numbered right)
+    only when it holds something located, so a clean file is read once."""
+    split.setattr(parallel, "_scan_range", _counted_scan_range)
+    _READ_AGAIN.clear()
+    rows = make_rows(300)
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(lines(rows))
+    assert isinstance(outcome(source(path), KEY), tuple)
+    assert _READ_AGAIN == []
+    rows[250]["sentiment"] = 1.5  # one bad value far into the file
+    path.write_bytes(lines(rows))
+    assert f"{path.name}:251:" in outcome(source(path), KEY)
+    assert len(_READ_AGAIN) == 1 and 200 < _READ_AGAIN[0] <= 251  # that range only, numbered right
