@@ -2,15 +2,17 @@
 server's request log (issue 14, part F in docs/performance.md).
 
     .venv/bin/python bench/apply_timeline.py --rows 200000 --runs after,after
-    .venv/bin/python bench/apply_timeline.py --rows 200000 --runs before,after,after,before \
-        --before /tmp/old     # /tmp/old/hlops: an export of the older commit (git archive)
+    .venv/bin/python bench/apply_timeline.py --runs before,after,after,before --before /tmp/old
+
+(``/tmp/old/hlops``: an export of the older commit, ``git archive <commit> hlops``.)
 
 Each run: a fresh `hlops serve --request-log` (tests/support/server.py), a fresh
 `HLOPS_HOME`, ``HLOPS_STREAM_MIN_BYTES=0`` (the streamed apply whatever N), one tree per
 run holding the same data file (hard links made before the first run and 2.5 s old by then,
-so no file is racy: hlops reads a racy file once more for its record). A ``before`` run puts ``--before`` first on ``PYTHONPATH`` (byte-compile it first:
-under PYTHONDONTWRITEBYTECODE each process would compile it again). Prints per run the load,
-the wall and CPU seconds of the process, the PUTs' span and every other call's answer time
+so no file is racy: hlops reads a racy file once more for its record). A ``before`` run
+puts ``--before`` first on ``PYTHONPATH`` (byte-compile it first: under
+PYTHONDONTWRITEBYTECODE each process would compile it again). Prints per run the load, the
+wall and CPU seconds of the process, the PUTs' span and every other call's answer time
 (seconds since the process started).
 """
 

@@ -13,8 +13,8 @@ hashes and counts only, never row content. It is written only when the remote di
 right after the upload equals the local summary folded to L (the remote holds exactly the
 file's rows: no row left alone, no concurrent write), with ``If-Match`` on the version that
 digest was read at -- or, after a streamed apply, when the answers of its writes prove as
-much without the read (below) --, and only when the file's stat is the one its summary was made from.
-When the file is racy (written too shortly before it was read for its stat to be trusted,
+much without the read (below) --, and only when the file's stat is the one its summary was
+made from. When the file is racy (written too shortly before it was read for its stat to be trusted,
 see :mod:`hlops.data.cache`; typically a file generated just before the apply), its rows
 are read once more and must still make the summary's fingerprint: the record, and so the
 calls an apply makes, never depend on the file's age.
