@@ -319,3 +319,27 @@ def test_a_racy_file_whose_rows_differ_gets_no_record(tmp_path):
     assert applied._verified_sha256(path, state, "f" * 64, lambda: "0" * 64) is None
     path.write_text(path.read_text() + '{"external_id": "x", "text": "y"}\n')
     assert applied._verified_sha256(path, state, "f" * 64, lambda: "f" * 64) is None
+
+
+def test_proven_version_accounts_for_the_put_answers():
+    """A streamed apply's record without a digest read (applied.proven_version, pure): proven
+    only when the answers' versions are v0+1..v0+k and their counts add up to the rows sent;
+    anything else (another server's answers without a version, a version taken by another
+    writer, a count that does not add up, rows not all sent) proves nothing."""
+    proven = applied.proven_version
+    answers = [(10_000, 2, 10_000), (10_000, 3, 20_000), (5_000, 4, 25_000)]
+    assert proven(1, answers, 25_000) == 4
+    assert proven(1, answers[::-1], 25_000) == 4  # answers arrive in any order (2 in flight)
+    assert proven(1, [], 0) == 1  # an empty file: nothing sent, the empty read's version
+    assert proven(1, [], 5) is None
+    assert proven(None, answers, 25_000) is None  # the digest read had no version
+    assert proven(1, [(10_000, None, None), *answers[1:]], 25_000) is None  # an answer without
+    assert proven(1, [(10_000, 2, 10_000), (10_000, 3, 20_000), (5_000, 4, "25000")], 25_000) is None
+    assert proven(True, answers, 25_000) is None and proven(1, [(10_000, True, 10_000)], 10_000) is None
+    gap = [(10_000, 2, 10_000), (10_000, 4, 20_001), (5_000, 5, 25_001)]  # another write took 3
+    assert proven(1, gap, 25_000) is None
+    assert proven(1, [(10_000, 2, 10_000), (10_000, 4, 20_000), (5_000, 5, 25_000)], 25_000) is None
+    assert proven(1, [(10_000, 2, 10_000), (10_000, 2, 10_000)], 20_000) is None  # a repeat
+    assert proven(1, [(10_000, 2, 10_000), (10_000, 3, 20_001)], 20_000) is None  # a row more
+    assert proven(1, answers, 30_000) is None  # not every row of the file was sent
+    assert proven(1, [(0, 2, 0)], 0) is None  # an empty batch bumps no version

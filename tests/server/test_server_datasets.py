@@ -83,6 +83,21 @@ def test_append_versions_and_if_match(server):
     assert r.status_code == 422
 
 
+def test_put_answers_add_up_and_a_replay_answers_the_first_result(server):
+    """What a streamed apply proves its record by (hlops.providers.humanloop.data.applied.
+    proven_version): each PUT that writes answers version + 1 and the count after it, on both
+    stores, and a PUT sent again with its Idempotency-Key (a lost answer, retried) answers
+    the first attempt's version and count, even after another write."""
+    ds = create_dataset(server)
+    path = f"/datasets/{ds['id']}"
+    first = server.call("PUT", path, json={"data": make_rows(3)}, headers={"Idempotency-Key": "k-first"})
+    other = server.call("PUT", path, json={"data": make_rows(2, 3)})
+    again = server.call("PUT", path, json={"data": make_rows(3)}, headers={"Idempotency-Key": "k-first"})
+    seen = [(r.json()["version"], r.json()["datapoint_count"]) for r in (first, other, again)]
+    assert seen == [(2, 3), (3, 5), (2, 3)] and again.headers.get("Idempotency-Replayed") == "true"
+    assert server.call("GET", path).json()["datapoint_count"] == 5
+
+
 def test_list_pagination_and_name_filter(fresh_server):
     srv = fresh_server
     names = [uniq() for _ in range(5)]

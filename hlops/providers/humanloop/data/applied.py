@@ -12,11 +12,26 @@ the dataset (``PATCH /datasets/{id} {"last_applied": ...}``)::
 hashes and counts only, never row content. It is written only when the remote digest read
 right after the upload equals the local summary folded to L (the remote holds exactly the
 file's rows: no row left alone, no concurrent write), with ``If-Match`` on the version that
-digest was read at, and only when the file's stat is the one its summary was made from.
-When the file is racy (written too shortly before it was read for its stat to be trusted,
+digest was read at -- or, after a streamed apply, when the answers of its writes prove as
+much without the read (below) --, and only when the file's stat is the one its summary was
+made from. When the file is racy (written too shortly before it was read for its stat to be trusted,
 see :mod:`hlops.data.cache`; typically a file generated just before the apply), its rows
 are read once more and must still make the summary's fingerprint: the record, and so the
 calls an apply makes, never depend on the file's age.
+
+A streamed apply (:mod:`hlops.providers.humanloop.data.streamed`) proves the same without
+the read, from the answers of its own writes (:func:`proven_version`, a pure function): it
+read the remote empty (``datapoint_count`` 0) at version v0 before the first ``PUT``; every
+write of datapoints bumps a dataset's version by exactly 1, and each ``PUT`` answers the
+dataset as it committed (``version``, ``datapoint_count``; an idempotent replay of a retried
+batch answers the first attempt's result). When its k acknowledged ``PUT`` answered exactly
+the versions v0+1 .. v0+k, each count the previous plus the rows of that batch, and the
+rows sent are the file's, no other write happened between the digest read and the last
+``PUT``: the remote holds exactly the file's rows, its digest at L *is* the local summary
+folded to L, and the record is written from the local summary (:class:`Proven`) with
+``If-Match: v0+k`` (a write since: 412, no record, as after a read). Anything else (an
+answer without a version -- another server --, versions with a gap or a repeat, a count
+that does not add up, rows not all sent) proves nothing: the digest is read as above.
 
 A plan then trusts a record whose format and signature are the current ones when the file's
 bytes hash to ``source_sha256`` and the remote still holds the rows applied: a no-op, decided
@@ -30,7 +45,7 @@ comparison.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -111,11 +126,50 @@ def matching(raw: Any, signature: str, path: Path) -> tuple[Record, dict] | None
     return rec, hashed[1]
 
 
+@dataclass(frozen=True)
+class Proven:
+    """The remote holds exactly the summarised rows at ``version``, proven by the answers of
+    the writes (:func:`proven_version`); ``root``: the local summary's :func:`root_hash`."""
+
+    version: int
+    root: str
+
+
+def proven_version(v0: object, answers: Sequence[tuple[int, object, object]], rows: int) -> int | None:
+    """The dataset's version after the writes when their answers prove that the remote holds
+    exactly the ``rows`` rows sent, and nothing else; None when they do not.
+
+    ``v0``: the version at which the remote digest was read empty (``datapoint_count`` 0);
+    ``answers``: ``(rows sent, version, datapoint_count)`` of each acknowledged ``PUT``, in
+    any order (:attr:`~hlops.providers.humanloop.data.upload.Uploader.put_answers`). Proven:
+    sorted by version they are v0+1, v0+2, .. v0+k (each write bumps the version by one, so
+    no other write took a version in between) and each count is the previous plus the rows
+    of that batch, starting from 0 and ending at ``rows``. The answer is v0+k."""
+    if type(v0) is not int or type(rows) is not int:
+        return None
+    if not all(type(version) is int and type(count) is int for _, version, count in answers):
+        return None
+    count = 0
+    for step, (sent, version, answered) in enumerate(sorted(answers, key=lambda a: a[1]), 1):
+        count += sent
+        if sent <= 0 or version != v0 + step or answered != count:
+            return None
+    if count != rows:
+        return None
+    return v0 + len(answers)
+
+
 def note(client: Client, dataset_id: int, key: str | None, *, signature: str, path: Path,
          state: dict | None, read_at: float, fingerprint: str, rows: int, buckets: int,
-         local_hash: str, reread: Callable[[], str]) -> bool:
+         local_hash: str, reread: Callable[[], str], proven: Proven | None = None) -> bool:
     """Write the record after an upload (see the module docstring); False when the facts
     do not allow it (the next plan then compares rows, as without a record).
+
+    ``proven`` (a streamed apply whose write answers proved the remote's content, see
+    :func:`proven_version`): the record is the local summary's (``local_hash`` at
+    ``buckets``, ``proven.root``), written with ``If-Match`` on ``proven.version``, without
+    reading the remote digest. Without it, the digest at ``buckets`` is read and must hash
+    to ``local_hash``.
 
     ``reread`` reads the file's rows again and answers their fingerprint. It is called only
     for a *racy* file (changed too shortly before its summary was read for the stat to
@@ -130,14 +184,17 @@ def note(client: Client, dataset_id: int, key: str | None, *, signature: str, pa
         hashed = source_sha256(path)
     if hashed is None or hashed[1] != state:
         return False
-    digest = read_digest(client, dataset_id, key, buckets)
-    if digest.items_hash != local_hash or digest.key != key:
-        return False
-    record = Record(FORMAT, signature, hashed[0], fingerprint, rows, buckets, digest.items_hash,
-                    root_hash(digest.counts, digest.xor))
+    if proven is None:
+        digest = read_digest(client, dataset_id, key, buckets)
+        if digest.items_hash != local_hash or digest.key != key:
+            return False
+        root, version = root_hash(digest.counts, digest.xor), digest.version
+    else:
+        root, version = proven.root, proven.version
+    record = Record(FORMAT, signature, hashed[0], fingerprint, rows, buckets, local_hash, root)
     try:
         client.request("PATCH", f"/datasets/{dataset_id}", body={FIELD: record.to_json()},
-                       if_match=digest.version)
+                       if_match=version)
     except ApiError:  # 412: written to since the digest; 422: a server without the field
         return False
     return True

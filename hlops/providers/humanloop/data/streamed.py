@@ -6,7 +6,10 @@ Used when the plan did not read the rows (``DataChange.streamed``: ``hlops apply
 reads, checks, canonicalises and hashes each row and the :class:`Uploader` packs the
 canonical JSON into ``PUT`` batches as it comes, ``min(parallelism, 2)`` in flight, so the
 local work hides in the waits for the server instead of coming before the first PUT; the
-summary, the fingerprint and the last-applied record are by-products of the same pass.
+summary, the fingerprint and the last-applied record are by-products of the same pass. The
+record is written without reading the remote digest again when the ``PUT`` answers prove
+that no other write happened since the empty digest read before the first one
+(:func:`hlops.providers.humanloop.data.applied.proven_version`); else the digest is read.
 
 A problem found late (docs/datapoints.md, "A broken row in a streamed apply"): each batch
 is sent only when every row read up to then was good, so nothing at or after the first
@@ -103,11 +106,13 @@ def apply_streamed(
         SummaryCache(cache_dir).save(path, sig, state, summary, read_at)
     if not summary.dup.any():
         level = coarse_level(summary.count)
+        counts, xor = summary.fold(level)[:2]
         applied.note(
             client, dataset_id, key, signature=sig, path=path, state=state, read_at=read_at,
             fingerprint=summary.fingerprint, rows=summary.count, buckets=level,
-            local_hash=items_hash(*summary.fold(level)[:2]),
+            local_hash=items_hash(counts, xor),
             reread=lambda: summarise(rereader(rows), key, where).fingerprint,
+            proven=_proven(remote.version, up, summary.count, counts, xor),
         )
     if cache_dir is not None:
         RateStore(cache_dir).put(client.base_url, report.rows, report.bytes_sent, report.calls, report.seconds)
@@ -132,6 +137,14 @@ def _stopped(client: Client, dataset_id: int, key: str | None, fields: dict[str,
     return DataReport(added=sent + rest.added, changed=rest.changed, removed=rest.removed,
                       calls=up.calls + rest.calls, bytes_sent=up.bytes_done + rest.bytes_sent,
                       seconds=round(up.elapsed, 3))
+
+
+def _proven(v0: object, up: Uploader, rows: int, counts: Any, xor: Any) -> applied.Proven | None:
+    """What the PUT answers prove of the remote (:func:`applied.proven_version`: no other
+    write since the empty digest read at ``v0``), or None: the record is then checked by a
+    digest read."""
+    version = applied.proven_version(v0, up.put_answers, rows)
+    return None if version is None else applied.Proven(version, applied.root_hash(counts, xor))
 
 
 def _report(up: Uploader) -> DataReport:

@@ -23,6 +23,11 @@ in flight are waited for, and :class:`UploadFailed` says how many rows were sent
 apply re-diffs against the digest and sends only what is still missing. Every write carries
 an ``Idempotency-Key`` (the client adds one per call), so a retried batch is never applied
 twice.
+
+What the server answered to each ``PUT`` is kept as ``(rows sent, version, datapoint_count)``
+in :attr:`Uploader.put_answers` (each answer carries the dataset; an idempotent replay of a
+retried batch answers the first attempt's result): a streamed apply proves from them that no
+other write happened meanwhile (:func:`hlops.providers.humanloop.data.applied.proven_version`).
 """
 
 from __future__ import annotations
@@ -132,6 +137,9 @@ class Uploader:
         self.bytes_done = 0
         self.calls = 0
         self.failure: BaseException | None = None
+        # (rows sent, "version", "datapoint_count") of each acknowledged PUT, as answered
+        # (None where the answer has no such member)
+        self.put_answers: list[tuple[int, object, object]] = []
         self.phase = "upload"
         # called before each PUT/PATCH batch is sent: may raise to keep it unsent (a streamed
         # pass whose rows had a problem, hlops.data.stream)
@@ -204,6 +212,8 @@ class Uploader:
                 continue
             self.done[kind] += rows
             self.bytes_done += size
+            if kind == "add":
+                self.put_answers.append((rows, *_version_and_count(fut.result())))
         if done:
             self._emit()
 
@@ -255,6 +265,13 @@ class Uploader:
     @property
     def elapsed(self) -> float:
         return time.monotonic() - self.started
+
+
+def _version_and_count(answer: object) -> tuple[object, object]:
+    """The dataset's ``version`` and ``datapoint_count`` in a write's answer (None: absent)."""
+    if not isinstance(answer, dict):
+        return None, None
+    return answer.get("version"), answer.get("datapoint_count")
 
 
 class _Stop(Exception):
