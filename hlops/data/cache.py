@@ -2,7 +2,9 @@
 
 ``cache_dir/data/<id>.npz`` holds the fine-level :class:`~hlops.data.local.LocalSummary` of
 one data file (counts, XORs of row hashes, byte sizes per bucket, the row count and the
-fingerprint) — never row content. The entry is valid only for the same
+fingerprint, and each row's 64-bit key point in file order: 8 bytes a row, so that a plan
+from the cached summary against a remote that differs reads only the rows of the differing
+buckets again, :func:`hlops.data.local.collect`) — never row content. The entry is valid only for the same
 
 - file: resolved path, size, mtime and ctime (ns), inode and device. ``ctime`` cannot be set
   by a user, so an edit that restores the size and the mtime still invalidates;
@@ -119,6 +121,8 @@ class SummaryCache:
                 summary.xor[idx] = z["xor"]
                 summary.nbytes[idx] = z["nbytes"]
                 summary.dup[idx] = z["dup"]
+                if "points" in z.files and len(z["points"]) == summary.count:  # not in entries before it
+                    summary.points = z["points"]
                 return summary
         except (OSError, KeyError, ValueError):
             return None
@@ -141,6 +145,8 @@ class SummaryCache:
         }
         arrays = {"idx": idx, "counts": summary.counts[idx], "xor": summary.xor[idx],
                   "nbytes": summary.nbytes[idx], "dup": summary.dup[idx]}
+        if summary.points is not None:
+            arrays["points"] = summary.points
         return self._write(self._entry(after, sig), meta, arrays)
 
     def _refresh(self, entry: Path, meta: dict[str, Any], state: dict[str, Any], started: float) -> None:
@@ -148,7 +154,7 @@ class SummaryCache:
         if racy(state, started):
             return
         with np.load(entry, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in ("idx", "counts", "xor", "nbytes", "dup")}
+            arrays = {k: z[k] for k in ("idx", "counts", "xor", "nbytes", "dup", "points") if k in z.files}
         self._write(entry, {**meta, "state": state}, arrays)
 
     def _write(self, entry: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> bool:

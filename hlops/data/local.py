@@ -79,7 +79,7 @@ class LocalSummary:
     dup: np.ndarray  # bool[FINE]
     # uint64[count]: each row's key point, in stream order (8 bytes a row), kept from the
     # pass so that a later pass can read only the rows of the buckets that differ
-    # (:func:`collect`); None when the summary came from the on-disk cache
+    # (:func:`collect`); kept in the on-disk cache too (None from an entry written before)
     points: np.ndarray | None = None
 
     def fold(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

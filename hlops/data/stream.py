@@ -112,4 +112,4 @@ class StreamedPass:
             pts = np.sort(np.frombuffer(acc.points, np.uint64))
             same = pts[1:][pts[1:] == pts[:-1]]
             dup[(same & np.uint64(FINE_MASK)).astype(np.intp)] = True
-        return LocalSummary.of(acc, dup)
+        return LocalSummary.of(acc, dup, np.frombuffer(acc.points, np.uint64))

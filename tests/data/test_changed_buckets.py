@@ -119,6 +119,36 @@ def test_one_percent_changed_reads_about_the_changed_buckets(srv, client, make_d
     assert (again.add, again.change, again.remove, again.unchanged) == (0, 0, 0, len(new))
 
 
+
+def test_a_plan_from_the_cached_summary_reads_only_the_changed_buckets_rows(srv, client, make_dataset, tmp_path, monkeypatch):
+    """`hlops plan` then `hlops apply` (two processes): the second takes the summary from the
+    disk cache, which keeps each row's key point too, so its second pass against a remote
+    that differs still reads only the differing buckets' rows (it read every row before)."""
+    from hlops.data import cache, summary as summary_mod
+
+    monkeypatch.setattr(cache, "RACY_SECONDS", 0.0)  # the test's file is brand new
+    ds = make_dataset(key=KEY)
+    rows = make_rows(N)
+    for i in range(0, N, 10_000):
+        client.request("PUT", f"/datasets/{ds}", body={"data": rows[i:i + 10_000]})
+    new = edited(rows)
+    path = write_jsonl(tmp_path / "rows.jsonl", new)
+    home = tmp_path / "cache"
+    plans, counted = [], []
+    for _ in range(2):
+        summary_mod._RECENT.clear()  # a new process: only the disk cache is left
+        _COUNTS.clear()
+        plans.append(plan_data(client, ds, N, FIELDS, KEY, source(path, KEY), prune=True,
+                               source=str(path), cache_dir=home))
+        counted.append(dict(_COUNTS))
+    first, second = plans
+    assert (second.add, second.change, second.remove) == (first.add, first.change, first.remove) \
+        == expected_counts(rows, new, KEY)
+    assert counted[0]["checked_passes"] == 1
+    assert counted[1].get("checked_passes", 0) == 0, counted[1]  # the summary: from the cache
+    assert counted[1].get("unchecked_passes", 0) == 0, counted[1]  # no full second pass
+    assert 0 < counted[1]["rows_read_at"] <= 0.15 * len(new), counted[1]
+
 # ---------------------------------------------------------------- the selective pass, no server
 
 
