@@ -10,16 +10,16 @@ points (duplicate keys are found from them at the end).
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from array import array
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
 import orjson
 
 from hlops import canonical
+from hlops.datafile import common_row_test, exact_row_test
 from hlops.datareaders import SKIP, STOP
 from hlops.errors import Problem
 
@@ -35,34 +35,6 @@ SMALL_CHUNK = 4_096  # below this many rows a chunk is added row by row (np.add.
 Sink = Callable[[array, bytearray, array], None]  # (points "Q", digests, sizes "I")
 
 
-
-def common_row_test(plain: frozenset[str], key: str | None) -> Callable[[dict], bool]:
-    """Whether an object row is one that :meth:`hlops.datafile.RowChecker.check` passes
-    unchanged and without a problem: strings in ``plain`` fields only (see
-    :meth:`~hlops.datafile.RowChecker.plain_rows`), the ``key`` field among them a string."""
-
-    def common(row: dict) -> bool:
-        if not row.keys() <= plain or (key is not None and type(row.get(key)) is not str):
-            return False
-        for value in row.values():
-            if type(value) is not str:
-                return False
-        return True
-
-    return common
-
-
-@functools.lru_cache(maxsize=64)
-def exact_row_test(plain: frozenset[str], key: str | None) -> Callable[[dict], bool]:
-    """A quicker test for the commonest row of all: a string in *every* ``plain`` field and
-    nothing else. A row it accepts :func:`common_row_test` accepts too, so the one-loop
-    readers try it first and fall back on the general test; unrolled for these very fields
-    (one generated expression, as :mod:`dataclasses` generates ``__init__``): the general
-    test's keys view and loop cost as much as the row's canonical JSON (~0.3 us a row)."""
-    if key is not None and key not in plain:
-        return lambda row: False  # the general test refuses every row then (its key is no plain field)
-    tests = [f"len(row) == {len(plain)}", *(f"type(row.get({name!r})) is str" for name in sorted(plain))]
-    return eval("lambda row: " + " and ".join(tests), {"len": len, "type": type, "str": str})  # noqa: S307 - field names as literals (repr)
 
 def scan(rows: Iterable[tuple[int, dict]], key: str | None, where: str, sink: Sink) -> tuple[int, list[Problem]]:
     """Read ``rows``, handing ``sink`` the points, digests and sizes of every :data:`CHUNK`
@@ -110,8 +82,8 @@ def scan_checked(checked: CheckedPass, key: str | None, where: str, sink: Sink) 
     :func:`hlops.datafile.iter_checked` does after its last row."""
     reader, checker = checked.reader, checked.findings.checker
     plain = checker.plain_rows()
-    if reader.format != "jsonl" or plain is None:
-        return scan(checked, key, where, sink)
+    if reader.format != "jsonl" or plain is None or checker.key_index is not None:
+        return scan(checked, key, where, sink)  # (the summary's passes leave duplicate keys to it)
     problems: list[Problem] = []
     missing = fast = 0
     points, digests, sizes = array("Q"), bytearray(), array("I")
@@ -170,47 +142,6 @@ def scan_checked(checked: CheckedPass, key: str | None, where: str, sink: Sink) 
 
 
 
-def checked_rows(checked: CheckedPass) -> Iterator[tuple[int, dict]]:
-    """``checked``'s ``(line, row)`` pairs -- the same rows, the same ``checked.findings``
-    as iterating it -- for a JSONL file in one generator instead of three (reader, checker,
-    pass): the common line is parsed and counted here as in :func:`scan_checked`, every
-    other line goes through the reader's and the checker's own code. For a consumer that
-    needs each row itself (the streamed apply, :mod:`hlops.data.stream`); the summary pass
-    keeps :func:`scan_checked`, which has not even this generator's step a row."""
-    reader, checker = checked.reader, checked.findings.checker
-    plain = checker.plain_rows()
-    if reader.format != "jsonl" or plain is None:
-        yield from checked
-        return
-    exact, common, fast = exact_row_test(plain, checker.key), common_row_test(plain, checker.key), 0
-    check, position, slow_row, at = checker.check, reader.position, reader.jsonl_row, reader.at
-    loads, decode_error = orjson.loads, orjson.JSONDecodeError
-    f, lines = reader.jsonl_lines()
-    try:
-        with f:
-            for line, raw in lines:
-                try:
-                    row = loads(raw)
-                except decode_error:  # blank, a BOM, a syntax error: the reader's way
-                    row = slow_row(line, raw)
-                    if row is SKIP:
-                        continue
-                    if row is STOP:
-                        break
-                    row = check(line, row, position)
-                    if row is None:
-                        continue
-                else:
-                    if type(row) is dict and (exact(row) or common(row)):
-                        fast += 1  # check() would return the row as it is and report nothing
-                    else:
-                        at(line, raw)
-                        row = check(line, row, position)
-                        if row is None:
-                            continue
-                yield line, row
-    finally:
-        checker.rows += fast
 
 class Accumulator:
     """The fine-level bucket arrays and the fingerprint, fed chunk by chunk in stream order."""

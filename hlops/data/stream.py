@@ -29,7 +29,8 @@ import orjson
 
 from hlops import canonical
 from hlops.data.local import LocalSummary
-from hlops.data.scan import FINE, FINE_MASK, Accumulator, checked_rows
+from hlops.data.scan import FINE, FINE_MASK, Accumulator
+from hlops.datafile import checked_rows
 
 
 class Halt(Exception):

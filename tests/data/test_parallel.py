@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from hlops.data import parallel
 from hlops.providers.humanloop.data import apply_data, plan_data
 from hlops.data.local import summarise
-from hlops.data.scan import checked_rows, common_row_test, exact_row_test, scan, scan_checked
-from hlops.datafile import CheckedFile, iter_checked
+from hlops.data.scan import scan, scan_checked
+from hlops.datafile import checked_rows, common_row_test, exact_row_test
+from hlops.datafile import CheckedFile, CheckedPass, check_data, iter_checked
 from hlops.datareaders import PROVISIONAL, RowReader, line_ranges
 from hlops.errors import ManifestError, SettingsError
 
@@ -262,7 +263,7 @@ def test_the_one_loop_pass_equals_the_generator_pass(tmp_path, monkeypatch, key,
 @pytest.mark.parametrize("bad", [False, True], ids=["good-file", "bad-file"])
 @pytest.mark.parametrize("key", [KEY, None])
 def test_checked_rows_yields_what_the_checked_pass_yields(tmp_path, key, bad):
-    """The streamed apply's reading (scan.checked_rows): the same (line, row) pairs, the same
+    """The streamed apply's reading (datafile.checked_rows): the same (line, row) pairs, the same
     counts and the same located problems as iterating the CheckedPass, on every kind of line."""
     rows = _mixed_rows() if bad else [{k: str(v) for k, v in r.items()} for r in make_rows(300)]
     path = tmp_path / "mixed.jsonl"
@@ -300,8 +301,8 @@ _NAMES = st.sampled_from(["external_id", "text", "sentiment", "other", "x'\"\\",
 @given(plain=st.frozensets(_NAMES, max_size=4), key=st.one_of(st.none(), _NAMES),
        row=st.dictionaries(_NAMES, _VALUES, max_size=5))
 def test_the_exact_row_test_accepts_only_rows_the_general_test_accepts(plain, key, row):
-    """The one-loop readers try scan.exact_row_test (unrolled for the fields, generated) before
-    scan.common_row_test: whatever it accepts the general test must accept, and it must accept
+    """The one-loop readers try datafile.exact_row_test (unrolled for the fields, generated) before
+    datafile.common_row_test: whatever it accepts the general test must accept, and it must accept
     the commonest row (a string in every plain field, nothing else), odd field names included."""
     exact, common = exact_row_test(plain, key), common_row_test(plain, key)
     if exact(row):
@@ -339,3 +340,24 @@ def test_only_a_range_with_a_problem_is_read_again(tmp_path, split):
     path.write_bytes(lines(rows))
     assert f"{path.name}:251:" in outcome(source(path), KEY)
     assert len(_READ_AGAIN) == 1 and 200 < _READ_AGAIN[0] <= 251  # that range only, numbered right
+
+
+@pytest.mark.parametrize("bad", [False, True], ids=["good-file", "bad-file"])
+def test_checked_rows_indexes_keys_as_the_checker_does(tmp_path, bad):
+    """`hlops validate`'s read (datafile.check_data) goes through checked_rows with the
+    checker's key index: the common rows' keys are indexed by the loop itself, so every
+    duplicate key is found and located as the generator pass finds it, other problems too."""
+    rows = _mixed_rows() if bad else [{k: str(v) for k, v in r.items()} for r in make_rows(300)]
+    rows += [dict(r) for r in rows[3:40:7] if isinstance(r, dict) and KEY in r]  # repeated keys
+    rows.insert(50, {KEY: "row-with-an-int", "text": 5})  # a row check() normalises
+    path = tmp_path / "keyed.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + lines(rows) + b"\n")
+    one = CheckedPass(path, dict(SPAN_FIELDS), KEY, span_texts={"ents": "text"}, display=path.name)
+    generic = CheckedPass(path, dict(SPAN_FIELDS), KEY, span_texts={"ents": "text"}, display=path.name)
+    assert one.findings.checker.key_index is not None
+    assert list(checked_rows(one)) == list(generic)
+    got, want = ([str(p) for p in c.findings.problems()] for c in (one, generic))
+    assert got == want
+    assert sum("duplicate key" in p for p in got) >= (1 if bad else 5)
+    counted, problems = check_data(path, dict(SPAN_FIELDS), KEY, span_texts={"ents": "text"}, display=path.name)
+    assert (counted, [str(p) for p in problems]) == (generic.findings.checker.rows, want)
