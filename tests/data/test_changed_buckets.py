@@ -89,14 +89,19 @@ def edited(rows: list[dict]) -> list[dict]:
     return new + make_rows(40, start=len(rows) + 1000, seed=3)
 
 
-@pytest.mark.parametrize("key", [KEY, None])
-def test_one_percent_changed_reads_about_the_changed_buckets(srv, client, make_dataset, tmp_path, key):
-    ds = make_dataset(key=key)
+
+def uploaded_and_edited(client, ds: int, tmp_path: Path) -> tuple[list[dict], list[dict], Path]:
+    """N rows uploaded into dataset ``ds``; the file of their edited version (:func:`edited`)."""
     rows = make_rows(N)
     for i in range(0, N, 10_000):
         client.request("PUT", f"/datasets/{ds}", body={"data": rows[i:i + 10_000]})
     new = edited(rows)
-    path = write_jsonl(tmp_path / "rows.jsonl", new)
+    return rows, new, write_jsonl(tmp_path / "rows.jsonl", new)
+
+@pytest.mark.parametrize("key", [KEY, None])
+def test_one_percent_changed_reads_about_the_changed_buckets(srv, client, make_dataset, tmp_path, key):
+    ds = make_dataset(key=key)
+    rows, new, path = uploaded_and_edited(client, ds, tmp_path)
     _COUNTS.clear()
     srv.reset_stats()
     change = plan_data(client, ds, N, FIELDS, key, source(path, key), prune=True, source=str(path))
@@ -128,11 +133,7 @@ def test_a_plan_from_the_cached_summary_reads_only_the_changed_buckets_rows(srv,
 
     monkeypatch.setattr(cache, "RACY_SECONDS", 0.0)  # the test's file is brand new
     ds = make_dataset(key=KEY)
-    rows = make_rows(N)
-    for i in range(0, N, 10_000):
-        client.request("PUT", f"/datasets/{ds}", body={"data": rows[i:i + 10_000]})
-    new = edited(rows)
-    path = write_jsonl(tmp_path / "rows.jsonl", new)
+    rows, new, path = uploaded_and_edited(client, ds, tmp_path)
     home = tmp_path / "cache"
     plans, counted = [], []
     for _ in range(2):
