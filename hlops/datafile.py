@@ -198,7 +198,7 @@ class RowChecker:
         self._shown_classes: list[tuple] = []  # the class of each of self.problems
         self._shown = 0
 
-    def plain_rows(self) -> frozenset[str] | None:
+    def plain_rows(self) -> frozenset[str]:
         """The fields of the rows :meth:`check` passes unchanged and without a problem (an
         object of strings in these fields only, the key field among them a string), for a
         loop that counts those rows itself (``rows += n``), indexes their keys in
@@ -410,10 +410,10 @@ def checked_rows(checked: CheckedPass) -> Iterator[tuple[int, dict]]:
     reads); the summary pass keeps :func:`hlops.data.scan.scan_checked`, which has not even
     this generator's step a row."""
     reader, checker = checked.reader, checked.findings.checker
-    plain = checker.plain_rows()
-    if reader.format != "jsonl" or plain is None:
+    if reader.format != "jsonl":
         yield from checked
         return
+    plain = checker.plain_rows()
     exact, common, fast = exact_row_test(plain, checker.key), common_row_test(plain, checker.key), 0
     index = checker.key_index  # check() would index the key of a keyed row for duplicates
     index_add, index_key = (index.add, checker.key) if index is not None else (None, None)

@@ -121,8 +121,9 @@ class SummaryCache:
                 summary.xor[idx] = z["xor"]
                 summary.nbytes[idx] = z["nbytes"]
                 summary.dup[idx] = z["dup"]
-                if "points" in z.files and len(z["points"]) == summary.count:  # not in entries before it
-                    summary.points = z["points"]
+                points = z["points"] if "points" in z.files else None  # not in entries before it
+                if points is not None and len(points) == summary.count:
+                    summary.points = points
                 return summary
         except (OSError, KeyError, ValueError):
             return None

@@ -81,9 +81,9 @@ def scan_checked(checked: CheckedPass, key: str | None, where: str, sink: Sink) 
     its location is theirs. The caller raises the findings' problems after it, as
     :func:`hlops.datafile.iter_checked` does after its last row."""
     reader, checker = checked.reader, checked.findings.checker
-    plain = checker.plain_rows()
-    if reader.format != "jsonl" or plain is None or checker.key_index is not None:
+    if reader.format != "jsonl" or checker.key_index is not None:
         return scan(checked, key, where, sink)  # (the summary's passes leave duplicate keys to it)
+    plain = checker.plain_rows()
     problems: list[Problem] = []
     missing = fast = 0
     points, digests, sizes = array("Q"), bytearray(), array("I")
