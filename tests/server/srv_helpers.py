@@ -88,13 +88,23 @@ def expected_buckets(expected: dict[int, tuple], buckets: int) -> dict[int, tupl
     return {b: (len(hs), canonical.xor_hashes(hs)) for b, hs in acc.items()}
 
 
-def paginate(srv, path: str, params: dict | None = None, *, other: bool = False) -> list[dict]:
+def rows_by_bucket(expected: dict[int, tuple], buckets: int) -> dict[int, dict[int, tuple]]:
+    """bucket -> {datapoint id: (key text, hash)} of the non-empty buckets."""
+    out: dict[int, dict] = {}
+    for dp_id, (text, h) in expected.items():
+        out.setdefault(canonical.bucket_of(text, buckets), {})[dp_id] = (text, h)
+    return out
+
+
+def paginate(srv, path: str, params: dict | None = None, *, other: bool = False,
+             method: str = "GET", json: dict | None = None) -> list[dict]:
+    """Every page's items (``method`` and the ``json`` body the same with each cursor)."""
     items, cursor = [], None
     for _ in range(10_000):
         q = dict(params or {})
         if cursor:
             q["cursor"] = cursor
-        r = srv.call("GET", path, params=q, other=other)
+        r = srv.call(method, path, params=q, other=other, **({"json": json} if json is not None else {}))
         assert r.status_code == 200, r.text
         page = r.json()
         items += page["items"]

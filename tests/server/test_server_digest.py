@@ -12,6 +12,7 @@ from srv_helpers import (
     expected_rows,
     make_rows,
     paginate,
+    rows_by_bucket,
 )
 
 from hlops import canonical
@@ -53,9 +54,7 @@ def test_bucket_hashes_are_xor_of_row_hashes(server, request, which, buckets):
 @pytest.mark.parametrize("which", ["keyed", "keyless"])
 def test_bucket_rows(server, request, which, buckets):
     ds, expected = request.getfixturevalue(which)
-    by_bucket: dict[int, dict] = {}
-    for dp_id, (text, h) in expected.items():
-        by_bucket.setdefault(canonical.bucket_of(text, buckets), {})[dp_id] = (text, h)
+    by_bucket = rows_by_bucket(expected, buckets)
     for bucket in sorted(by_bucket)[:6] + [max(by_bucket)]:
         rows = paginate(server, f"/datasets/{ds['id']}/digest", {"buckets": buckets, "bucket": bucket, "limit": 7})
         assert {r["id"]: (r["key"], r["hash"]) for r in rows} == by_bucket[bucket]
@@ -149,19 +148,8 @@ def test_digest_errors(server, keyed, params, loc):
 
 def rows_of(server, dataset_id: int, body: dict, limit: int | None = None) -> list[dict]:
     """Every page of ``POST /datasets/{id}/digest/rows`` (the same body with each cursor)."""
-    items, cursor = [], None
-    for _ in range(10_000):
-        params = {"limit": limit} if limit else {}
-        if cursor:
-            params["cursor"] = cursor
-        r = server.call("POST", f"/datasets/{dataset_id}/digest/rows", json=body, params=params)
-        assert r.status_code == 200, r.text
-        page = r.json()
-        items += page["items"]
-        cursor = page["next_cursor"]
-        if not cursor:
-            return items
-    raise AssertionError("pagination did not end")
+    return paginate(server, f"/datasets/{dataset_id}/digest/rows", {"limit": limit} if limit else {},
+                    method="POST", json=body)
 
 
 @pytest.mark.parametrize("buckets", [1, 4, 256, 1024, 65536])
@@ -169,9 +157,7 @@ def rows_of(server, dataset_id: int, body: dict, limit: int | None = None) -> li
 def test_rows_of_many_buckets(server, request, which, buckets):
     """Any set of buckets of any level: exactly their rows, each once, across small pages."""
     ds, expected = request.getfixturevalue(which)
-    by_bucket: dict[int, dict] = {}
-    for dp_id, (text, h) in expected.items():
-        by_bucket.setdefault(canonical.bucket_of(text, buckets), {})[dp_id] = (text, h)
+    by_bucket = rows_by_bucket(expected, buckets)
     full = sorted(by_bucket)
     wanted = full[::3] + ([b for b in range(buckets) if b not in by_bucket][:2])  # some empty ones too
     want = {i: v for b in wanted for i, v in by_bucket.get(b, {}).items()}
