@@ -72,14 +72,18 @@ def test_all_rows(server, keyed):
     assert {r["id"]: (r["key"], r["hash"]) for r in rows} == expected
 
 
+def expected_by_field(server, ds: dict, field: str) -> dict[int, tuple[str, str]]:
+    """datapoint id -> (key text by ``field``, hash), from the dataset's datapoints."""
+    expected = {}
+    for it in paginate(server, f"/datasets/{ds['id']}/datapoints"):
+        h = canonical.row_hash(it["data"])
+        expected[it["id"]] = (canonical.key_text(it["data"], field, h), h)
+    return expected
+
 def test_digest_by_another_field(server, keyed):
     """``key=`` other than the dataset's key: computed on the fly, same rules."""
     ds, _ = keyed
-    items = paginate(server, f"/datasets/{ds['id']}/datapoints")
-    expected = {}
-    for it in items:
-        h = canonical.row_hash(it["data"])
-        expected[it["id"]] = (canonical.key_text(it["data"], "text", h), h)
+    expected = expected_by_field(server, ds, "text")
     body = summary(server, ds["id"], 64, key="text")
     assert body["key"] == "text"
     assert {it["bucket"]: (it["count"], it["hash"]) for it in body["items"]} == expected_buckets(expected, 64)
@@ -171,11 +175,7 @@ def test_rows_of_many_buckets(server, request, which, buckets):
 
 def test_rows_of_many_buckets_by_another_field(server, keyed):
     ds, _ = keyed
-    items = paginate(server, f"/datasets/{ds['id']}/datapoints")
-    expected = {}
-    for it in items:
-        h = canonical.row_hash(it["data"])
-        expected[it["id"]] = (canonical.key_text(it["data"], "text", h), h)
+    expected = expected_by_field(server, ds, "text")
     wanted = [0, 5, 63]
     want = {i: v for i, v in expected.items() if canonical.bucket_of(v[0], 64) in wanted}
     rows = rows_of(server, ds["id"], {"buckets": 64, "which": wanted, "key": "text"}, limit=3)
