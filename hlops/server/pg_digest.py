@@ -78,8 +78,8 @@ class PgDigestMixin(DigestMixin):
     def digest_rows_of(
         self, org: int, dataset_id: int, key: str | None, buckets: int, which: list[int], page: Page
     ) -> dict:
-        """As SQLite's: the parts holding the buckets in order, the ids of each from its
-        ``datapoints_bucket`` range, then those rows."""
+        """As SQLite's: the parts holding the buckets in order, each one range of the
+        covering ``datapoints_part`` index."""
         with self._read() as con:
             row = self._dataset(con, org, dataset_id)
             key = self._digest_key(con, row, key, ("body", "key"))
@@ -87,16 +87,15 @@ class PgDigestMixin(DigestMixin):
                 return self._digest_rows_slow(con, dataset_id, key, buckets, set(which), page)
             rows: list = []
             for part, after, wanted in parts_after(buckets, which, page):
-                ids = "SELECT id FROM datapoints WHERE dataset_id = %s AND (point & 255) = %s AND id > %s"
-                args: list[Any] = [dataset_id, dataset_id, part, after]
-                if wanted is not None:
-                    ids += " AND (point & %s) = ANY(%s)"
-                    args += [buckets - 1, wanted]
                 sql = (
                     f"SELECT {ROW_COLUMNS}, (point & 255) FROM datapoints "
-                    f"WHERE dataset_id = %s AND id IN ({ids} ORDER BY id LIMIT %s) ORDER BY id"
+                    "WHERE dataset_id = %s AND (point & 255) = %s AND id > %s"
                 )
-                rows += con.raw(sql, (*args, page.limit + 1 - len(rows))).fetchall()
+                args: list[Any] = [dataset_id, part, after]
+                if wanted is not None:
+                    sql += " AND (point & %s) = ANY(%s)"
+                    args += [buckets - 1, wanted]
+                rows += con.raw(sql + " ORDER BY id LIMIT %s", (*args, page.limit + 1 - len(rows))).fetchall()
                 if len(rows) > page.limit:
                     break
             rows, next_cursor = page_of(rows, page.limit, lambda r: [r[4], r[0]])

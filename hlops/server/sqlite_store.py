@@ -91,7 +91,9 @@ CREATE TABLE IF NOT EXISTS datapoints (
 ) WITHOUT ROWID;
 -- 256 parts by the point's low bits, then id: new rows append at the end of their part,
 -- which keeps an upload's index writes local; a bucket is a set of parts (and points).
-CREATE INDEX IF NOT EXISTS datapoints_bucket ON datapoints (dataset_id, (point & 255), id, point);
+-- Covering for the row digest and the digest scans (key, hash, annotations): a bucket's
+-- rows are read from the index alone, never from the table's pages with the data.
+CREATE INDEX IF NOT EXISTS datapoints_part ON datapoints (dataset_id, (point & 255), id, point, key, hash, annotations);
 CREATE UNIQUE INDEX IF NOT EXISTS datapoints_key ON datapoints (dataset_id, key) WHERE key IS NOT NULL;
 CREATE TABLE IF NOT EXISTS projects (
     id INTEGER PRIMARY KEY,
@@ -199,6 +201,8 @@ class SqliteStore(DatasetsMixin, DigestMixin, ProjectsMixin):
             columns = {r[1] for r in self._w.execute(f"PRAGMA table_info({table})")}
             if column not in columns:
                 self._w.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        # the part index before it covered the row digest (SCHEMA makes its successor)
+        self._w.execute("DROP INDEX IF EXISTS datapoints_bucket")
 
     # ------------------------------------------------------------------ connections
 
