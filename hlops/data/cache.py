@@ -109,7 +109,8 @@ class SummaryCache:
                     if meta["state"].get("size") != state["size"]:
                         return None
                     started = time.time()
-                    if content_hash(path) != meta.get("content") or file_state(path) != state:
+                    hashed = hashed_content(path)
+                    if hashed is None or hashed != (meta.get("content"), state):
                         return None
                     self._refresh(entry, meta, state, started)
                 idx = z["idx"].astype(np.int64)
@@ -134,10 +135,10 @@ class SummaryCache:
         stat was ``before``; refused (False) when the file may have changed meanwhile."""
         if before is None or racy(before, started):
             return False
-        content = content_hash(path)
-        after = file_state(path)
-        if after != before:
+        hashed = hashed_content(path)  # once a process: a plan that checked a record hashed it
+        if hashed is None or hashed[1] != before:
             return False
+        content, after = hashed
         idx = np.flatnonzero(summary.counts).astype(np.uint32)
         meta = {
             "format": FORMAT, "state": after, "sig": sig, "content": content,
@@ -173,6 +174,32 @@ class SummaryCache:
 def racy(state: dict[str, Any], started: float) -> bool:
     """The file changed too shortly before ``started`` for its stat to be trusted."""
     return max(state["mtime_ns"], state["ctime_ns"]) / 1e9 >= started - RACY_SECONDS
+
+
+_HASHED: dict[str, tuple[dict[str, Any], str]] = {}
+
+
+def hashed_content(path: Path) -> tuple[str, dict[str, Any]] | None:
+    """SHA-256 of the file's bytes and the stat it had throughout the read (None: missing,
+    or it changed while being read). Remembered for the rest of the process under that
+    stat, unless the stat was racy when hashed (too recent to tell a later edit of the same
+    size apart): the record check and the cache's save of one plan read the file once."""
+    before = file_state(path)
+    if before is None:
+        return None
+    seen = _HASHED.get(before["path"])
+    if seen is not None and seen[0] == before:
+        return seen[1], before
+    started = time.time()
+    try:
+        digest = content_hash(path)
+    except OSError:
+        return None
+    if file_state(path) != before:
+        return None
+    if not racy(before, started):
+        _HASHED[before["path"]] = (before, digest)
+    return digest, before
 
 
 def content_hash(path: Path) -> str:

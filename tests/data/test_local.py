@@ -192,3 +192,27 @@ def test_a_small_file_gets_no_summary_on_disk_and_a_big_one_does(tmp_path, monke
     summary_mod._RECENT.clear()
     again = SummaryCache(tmp_path / "cache").load(big, summary_mod.summary_signature(FIELDS, "external_id", jsonl_source(big)))
     assert again is not None and again.fingerprint == s2.fingerprint
+
+
+def test_hashed_content_reads_a_file_once_a_process_unless_racy(tmp_path, monkeypatch):
+    reads = []
+    real = cache_mod.content_hash
+    monkeypatch.setattr(cache_mod, "content_hash", lambda p: reads.append(p) or real(p))
+    path = write_jsonl(tmp_path / "d.jsonl", make_rows(50))
+    fresh = cache_mod.hashed_content(path)  # written just now: racy, so not remembered
+    assert fresh is not None and cache_mod.hashed_content(path) == fresh and len(reads) == 2
+    monkeypatch.setattr(cache_mod, "RACY_SECONDS", 0.0)  # as a file of a checkout hours old
+    aged = cache_mod.hashed_content(path)
+    assert aged[0] == fresh[0] and aged[1] == cache_mod.file_state(path)
+    assert cache_mod.hashed_content(path) == aged and len(reads) == 3  # remembered by its stat
+    # the record check and the cache's save of one plan: one read
+    sig = signature(FIELDS, "external_id")
+    s = summarise(jsonl_source(path), "external_id", "d")
+    assert SummaryCache(tmp_path / "cache").save(path, sig, aged[1], s, time.time())
+    assert len(reads) == 3
+    # an edit of the same size, the mtime put back: the ctime tells, the file is read again
+    st = os.stat(path)
+    path.write_bytes(path.read_bytes().replace(b"ticket 5:", b"ticket 6:", 1))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    again = cache_mod.hashed_content(path)
+    assert again[0] != aged[0] and len(reads) == 4

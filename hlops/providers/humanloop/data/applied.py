@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from hlops.providers.humanloop.client import Client
-from hlops.data.cache import content_hash, file_state, racy
+from hlops.data.cache import content_hash, file_state, hashed_content, racy
 from hlops.providers.humanloop.data.digest import RemoteDigest, items_hash, read_digest
 from hlops.errors import ApiError, HlopsError
 
@@ -92,26 +92,10 @@ class Record:
 
 # SHA-256 of data files hashed in this process, by stat (the planner's check and the plan
 # of the same dataset ask for the same file).
-_HASHED: dict[str, tuple[dict, str]] = {}
-
-
 def source_sha256(path: Path) -> tuple[str, dict] | None:
     """SHA-256 of the file's bytes and the stat it had throughout the read (None: missing,
-    or it changed while being read)."""
-    before = file_state(path)
-    if before is None:
-        return None
-    seen = _HASHED.get(before["path"])
-    if seen is not None and seen[0] == before:
-        return seen[1], before
-    try:
-        digest = content_hash(path)
-    except OSError:
-        return None
-    if file_state(path) != before:
-        return None
-    _HASHED[before["path"]] = (before, digest)
-    return digest, before
+    or it changed while being read): :func:`hlops.data.cache.hashed_content`."""
+    return hashed_content(path)
 
 
 def matching(raw: Any, signature: str, path: Path) -> tuple[Record, dict] | None:
