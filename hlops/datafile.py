@@ -545,9 +545,10 @@ class CheckedFile:
                         is_row[c] = False
                 rows_at = np.flatnonzero(is_row)
                 hi = int(np.searchsorted(want, ordinal + len(rows_at)))
-                for w in want[k:hi].tolist():
-                    at = int(rows_at[w - ordinal])
-                    yield w, line + at, normalise(loads(block[starts[at]:ends[at]]))
+                at = rows_at[want[k:hi] - ordinal]  # the wanted lines' indexes, then plain ints:
+                for w, n, a, b in zip(want[k:hi].tolist(), (at + line).tolist(),  # no numpy
+                                      starts[at].tolist(), ends[at].tolist()):  # scalar a row
+                    yield w, n, normalise(loads(block[a:b]))
                 k, ordinal, line = hi, ordinal + len(rows_at), line + len(starts)
 
     def check_lines(self, lines: LineRange | None = None) -> CheckedPass:
