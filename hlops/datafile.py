@@ -474,7 +474,7 @@ def iter_checked(path: Path | str, fields: Mapping[str, str], key: str | None = 
         raise ManifestError(problems)
 
 
-_AT_BLOCK = 1 << 20  # bytes of lines looked at at once by CheckedFile.unchecked_at
+_AT_BLOCK = 1 << 20  # bytes of lines looked at at once by CheckedFile.lines_at
 _WHITE = (9, 10, 13, 32)  # a line starting with one of these may be blank
 
 
@@ -504,24 +504,23 @@ class CheckedFile:
     def checked_file(self) -> CheckedFile:
         return self
 
-    def unchecked_at(self, ordinals: Sequence[int]) -> Iterator[tuple[int, int, dict[str, Any]]] | None:
-        """``(ordinal, line, row)`` of the rows at ``ordinals`` (ascending positions in the
-        stream that :meth:`unchecked` yields), normalised without the checks, parsing no
-        other row and stopping after the last one; None when the file is not JSONL (a JSON
-        array or a CSV file cannot be entered without parsing it from its start). For a
-        file that passed the checks: in JSONL every non-blank line is a row."""
+    def lines_at(self, ordinals: Sequence[int]) -> Iterator[tuple[int, int, bytes]] | None:
+        """``(ordinal, line, the line's bytes)`` of the rows at ``ordinals`` (ascending
+        positions in the stream that :meth:`unchecked` yields), reading no other row's bytes
+        into Python and stopping after the last one; None when the file is not JSONL (a JSON
+        array or a CSV file cannot be entered without parsing it from its start). For a file
+        that passed the checks: in JSONL every non-blank line is a row. The caller parses
+        and normalises them (:func:`hlops.data.local.collect`)."""
         if format_of(self.path) != "jsonl":
             return None
         return self._jsonl_at(ordinals)
 
-    def _jsonl_at(self, ordinals: Sequence[int]) -> Iterator[tuple[int, int, dict[str, Any]]]:
+    def _jsonl_at(self, ordinals: Sequence[int]) -> Iterator[tuple[int, int, bytes]]:
         """Blocks of whole lines; numpy finds the newlines, so lines not wanted cost no
         Python step. A line is a row unless it is blank (only lines that start with white
         space are looked at for that); the first line may start with a BOM."""
         import numpy as np
 
-        normalise = RowNormaliser(self.fields)
-        loads = orjson.loads
         want = np.asarray(ordinals, np.int64)
         k, ordinal, line = 0, 0, 1  # next wanted; ordinal and line number of the block's first line
         with open(self.path, "rb") as f:
@@ -548,7 +547,7 @@ class CheckedFile:
                 at = rows_at[want[k:hi] - ordinal]  # the wanted lines' indexes, then plain ints:
                 for w, n, a, b in zip(want[k:hi].tolist(), (at + line).tolist(),  # no numpy
                                       starts[at].tolist(), ends[at].tolist()):  # scalar a row
-                    yield w, n, normalise(loads(block[a:b]))
+                    yield w, n, block[a:b]
                 k, ordinal, line = hi, ordinal + len(rows_at), line + len(starts)
 
     def check_lines(self, lines: LineRange | None = None) -> CheckedPass:

@@ -22,10 +22,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 
 from hlops import canonical
 from hlops.data import parallel
 from hlops.data.scan import CHUNK, FINE, FINE_MASK, MAX_PROBLEMS, Accumulator, scan
+from hlops.datafile import exact_row_test
 from hlops.errors import ManifestError, Problem
 
 RowSource = Callable[[], Iterator[tuple[int, dict]]]
@@ -210,7 +212,7 @@ def collect(
     order. ``examples`` holds up to ``n_examples`` keys of rows in ``examples_from`` buckets.
 
     With ``points`` (the summary's key point of every row, in stream order) and a source
-    that can read rows by ordinal (``unchecked_at``: a JSONL data file), only the wanted
+    that can read rows by ordinal (``lines_at``: a JSONL data file), only the wanted
     rows are parsed and hashed, and the read stops after the last of them
     (:func:`_collect_selected`); otherwise every row is.
     """
@@ -255,8 +257,9 @@ def _collect_selected(
     ``points`` alone (a row's fine bucket is ``point & FINE_MASK``). None when the source
     cannot read rows by ordinal, or when a row read does not have the key point the summary
     recorded for its ordinal (the file changed since: the caller reads every row)."""
-    select_rows = getattr(getattr(rows, "checked_file", lambda: None)(), "unchecked_at", None)
-    if select_rows is None:
+    file = getattr(rows, "checked_file", lambda: None)()
+    lines_at = getattr(file, "lines_at", None)
+    if lines_at is None:
         return None
     fine = (points & np.uint64(FINE_MASK)).astype(np.intp)
     keep = wanted[fine]
@@ -266,26 +269,45 @@ def _collect_selected(
         ex_ordinals = set(np.flatnonzero(examples_from[fine])[:n_examples].tolist())
         select[list(ex_ordinals)] = True
     ordinals = np.flatnonzero(select)
-    out: dict[str, Any] = {}
-    examples: list[str] = []
-    key_point = canonical.key_point
-    found = select_rows(ordinals)
+    found = lines_at(ordinals)
     if found is None:
         return None
+    out: dict[str, Any] = {}
+    examples: list[str] = []
     expected = points[ordinals].tolist()
     keep_list = keep[ordinals].tolist()
+    # the loop of row_digest, row_key and canonical.key_point inlined (a test pins the
+    # equality with collect's full pass), and a row of strings in every text/categorical
+    # field and nothing else taken as the normaliser would return it (as it is)
+    normalise = canonical.RowNormaliser(file.fields)
+    exact = exact_row_test(normalise.plain, None)
+    loads, dumps, sort_keys = orjson.loads, orjson.dumps, orjson.OPT_SORT_KEYS
+    sha256, from_bytes, key_text = hashlib.sha256, int.from_bytes, canonical.key_text
     n = 0
-    for n, (ordinal, line, row) in enumerate(found, 1):
-        cj, digest = row_digest(row)
-        kt = row_key(row, key, digest)
-        p = key_point(kt) if kt is not None else None
+    for n, (ordinal, line, raw) in enumerate(found, 1):
+        row = loads(raw)
+        if not exact(row):
+            row = normalise(row)
+        cj = dumps(row, option=sort_keys)
+        digest = sha256(cj).digest()
+        if key is None:
+            kt = digest.hex()
+        else:
+            kt = row.get(key)
+            if type(kt) is not str:
+                kt = key_text(row, key, "")
+        p = from_bytes(sha256(kt.encode()).digest()[:8], "big") if kt is not None else None
         if p != expected[n - 1]:
             return None
         if ordinal in ex_ordinals:
             examples.append(kt)
         if not keep_list[n - 1]:
             continue
-        _keep(out, key, kt, LocalRow(ordinal, line, p, len(cj), digest))
+        item = LocalRow(ordinal, line, p, len(cj), digest)
+        if key is None:
+            out.setdefault(kt, []).append(item)  # _keep, inlined
+        else:
+            out[kt] = item
     if n != len(ordinals):
         return None
     return out, examples
