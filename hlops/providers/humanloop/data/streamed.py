@@ -78,9 +78,13 @@ def apply_streamed(
                 add(cj)
             stream.commit()  # Halt if any row had a problem, even with no row left to send
             up.flush()  # the last batch
-            # the record's SHA-256 of the file's bytes, while the last batches are in flight
-            # (kept by stat: applied.note below finds it)
+            # while the last batches are in flight: the record's SHA-256 of the file's bytes
+            # (kept by stat: applied.note below finds it), the summary and its cache entry
             applied.source_sha256(path)
+            summary = stream.summary()
+            sig = summary_signature(fields, key, rows)
+            if cache_dir is not None and state["size"] >= CACHE_MIN_BYTES:
+                SummaryCache(cache_dir).save(path, sig, state, summary, read_at)
             up.finish()
         except _Stop:
             up.close()  # waits for the batches in flight, raises UploadFailed
@@ -100,10 +104,6 @@ def apply_streamed(
         raise StalePlanError([where], (
             f"changed while apply read and sent it ({report.added:,} rows sent, as read); no "
             "last-applied record: run apply again, it compares and sends what differs"))
-    summary = stream.summary()
-    sig = summary_signature(fields, key, rows)
-    if cache_dir is not None and state["size"] >= CACHE_MIN_BYTES:
-        SummaryCache(cache_dir).save(path, sig, state, summary, read_at)
     if not summary.dup.any():
         level = coarse_level(summary.count)
         counts, xor = summary.fold(level)[:2]
