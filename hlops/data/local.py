@@ -198,14 +198,11 @@ class LocalRow:
     digest: bytes
 
 
-def collect(
-    rows: RowSource,
-    key: str | None,
-    wanted: np.ndarray,
-    examples_from: np.ndarray | None = None,
-    n_examples: int = 0,
-    points: np.ndarray | None = None,
-) -> tuple[dict[str, Any], list[str]]:
+Collected = tuple[dict[str, Any], list[str]]  # what the second pass answers (see collect)
+
+
+def collect(rows: RowSource, key: str | None, wanted: np.ndarray, examples_from: np.ndarray | None = None,
+            n_examples: int = 0, points: np.ndarray | None = None) -> Collected:
     """Second pass: the rows whose fine bucket is ``wanted`` (bool[FINE]), read through
     :func:`rereader` (the data was checked by the first pass).
 
@@ -216,19 +213,13 @@ def collect(
     With ``points`` (the summary's key point of every row, in stream order) and a source
     that can read rows by ordinal (``lines_at``: a JSONL data file), only the wanted
     rows are parsed and hashed, and the read stops after the last of them
-    (:func:`_collect_selected`); otherwise every row is.
+    (:func:`_read_selected`); otherwise every row is.
     """
     return start_collect(rows, key, wanted, examples_from, n_examples, points)()
 
 
-def start_collect(
-    rows: RowSource,
-    key: str | None,
-    wanted: np.ndarray,
-    examples_from: np.ndarray | None = None,
-    n_examples: int = 0,
-    points: np.ndarray | None = None,
-) -> Callable[[], tuple[dict[str, Any], list[str]]]:
+def start_collect(rows: RowSource, key: str | None, wanted: np.ndarray, examples_from: np.ndarray | None = None,
+                  n_examples: int = 0, points: np.ndarray | None = None) -> Callable[[], Collected]:
     """:func:`collect`, begun now; its answer is what the callable returned gives. A
     selective pass of at least :data:`FORK_MIN_ROWS` rows is read by a worker process
     forked here (:func:`hlops.data.parallel.in_worker`: only while this is the process's
@@ -244,7 +235,7 @@ def start_collect(
                 found = _read_selected(*args)
                 pending = lambda: found  # noqa: E731
 
-            def answer() -> tuple[dict[str, Any], list[str]]:
+            def answer() -> Collected:
                 part = pending()
                 if part is None:
                     return _collect_all(rows, key, wanted, examples_from, n_examples)  # the file changed
@@ -254,9 +245,8 @@ def start_collect(
     return lambda: _collect_all(rows, key, wanted, examples_from, n_examples)
 
 
-def _collect_all(
-    rows: RowSource, key: str | None, wanted: np.ndarray, examples_from: np.ndarray | None, n_examples: int,
-) -> tuple[dict[str, Any], list[str]]:
+def _collect_all(rows: RowSource, key: str | None, wanted: np.ndarray, examples_from: np.ndarray | None,
+                 n_examples: int) -> Collected:
     """:func:`collect` reading every row."""
     rows = rereader(rows)
     want = wanted.tolist()
@@ -354,8 +344,7 @@ def _read_selected(
     return keys, fixed, bytes(digests), examples
 
 
-def _assemble(part: tuple[list[str], array, bytes, list[str]],
-              key: str | None) -> tuple[dict[str, Any], list[str]]:
+def _assemble(part: tuple[list[str], array, bytes, list[str]], key: str | None) -> Collected:
     """The :func:`collect` answer from what :func:`_read_selected` read."""
     keys, fixed, digests, examples = part
     out: dict[str, Any] = {}
