@@ -35,8 +35,6 @@ RowSource = Callable[[], Iterator[tuple[int, dict]]]
 __all__ = ["CHUNK", "FINE", "FINE_MASK", "LocalRow", "LocalSummary", "RowSource", "collect",
            "first_keys", "rereader", "row_digest", "row_key", "summarise"]
 
-FORK_MIN_ROWS = 20_000  # a selective pass of fewer rows is read in this process (~0.1 s)
-
 
 def rereader(rows: RowSource) -> RowSource:
     """The source to read the rows again from. A RowSource may carry ``unchecked``: the
@@ -198,11 +196,14 @@ class LocalRow:
     digest: bytes
 
 
-Collected = tuple[dict[str, Any], list[str]]  # what the second pass answers (see collect)
-
-
-def collect(rows: RowSource, key: str | None, wanted: np.ndarray, examples_from: np.ndarray | None = None,
-            n_examples: int = 0, points: np.ndarray | None = None) -> Collected:
+def collect(
+    rows: RowSource,
+    key: str | None,
+    wanted: np.ndarray,
+    examples_from: np.ndarray | None = None,
+    n_examples: int = 0,
+    points: np.ndarray | None = None,
+) -> tuple[dict[str, Any], list[str]]:
     """Second pass: the rows whose fine bucket is ``wanted`` (bool[FINE]), read through
     :func:`rereader` (the data was checked by the first pass).
 
@@ -213,41 +214,12 @@ def collect(rows: RowSource, key: str | None, wanted: np.ndarray, examples_from:
     With ``points`` (the summary's key point of every row, in stream order) and a source
     that can read rows by ordinal (``lines_at``: a JSONL data file), only the wanted
     rows are parsed and hashed, and the read stops after the last of them
-    (:func:`_read_selected`); otherwise every row is.
+    (:func:`_collect_selected`); otherwise every row is.
     """
-    return start_collect(rows, key, wanted, examples_from, n_examples, points)()
-
-
-def start_collect(rows: RowSource, key: str | None, wanted: np.ndarray, examples_from: np.ndarray | None = None,
-                  n_examples: int = 0, points: np.ndarray | None = None) -> Callable[[], Collected]:
-    """:func:`collect`, begun now; its answer is what the callable returned gives. A
-    selective pass of at least :data:`FORK_MIN_ROWS` rows is read by a worker process
-    forked here (:func:`hlops.data.parallel.in_worker`: only while this is the process's
-    one thread), so a caller that starts it before its own threads (the remote rows' read)
-    has the local rows read on another core meanwhile."""
     if points is not None:
-        selection = _selection(rows, wanted, examples_from, n_examples, points)
-        if selection is not None:
-            file, ordinals, expected, keep, ex_ordinals = selection
-            args = (file, key, ordinals, expected, keep, ex_ordinals)
-            pending = parallel.in_worker(_read_selected, *args) if len(ordinals) >= FORK_MIN_ROWS else None
-            if pending is None:
-                found = _read_selected(*args)
-                pending = lambda: found  # noqa: E731
-
-            def answer() -> Collected:
-                part = pending()
-                if part is None:
-                    return _collect_all(rows, key, wanted, examples_from, n_examples)  # the file changed
-                return _assemble(part, key)
-
-            return answer
-    return lambda: _collect_all(rows, key, wanted, examples_from, n_examples)
-
-
-def _collect_all(rows: RowSource, key: str | None, wanted: np.ndarray, examples_from: np.ndarray | None,
-                 n_examples: int) -> Collected:
-    """:func:`collect` reading every row."""
+        found = _collect_selected(rows, key, wanted, examples_from, n_examples, points)
+        if found is not None:
+            return found
     rows = rereader(rows)
     want = wanted.tolist()
     ex_mask = examples_from.tolist() if examples_from is not None and n_examples else None
@@ -277,14 +249,17 @@ def _keep(out: dict[str, Any], key: str | None, kt: str, item: LocalRow) -> None
         out[kt] = item
 
 
-def _selection(
-    rows: RowSource, wanted: np.ndarray, examples_from: np.ndarray | None, n_examples: int, points: np.ndarray,
-) -> tuple[Any, np.ndarray, list[int], list[bool], set[int]] | None:
-    """Which rows a selective pass reads, from ``points`` alone (a row's fine bucket is
-    ``point & FINE_MASK``): ``(file, ordinals, their recorded points, kept?, example
-    ordinals)``; None when the source cannot read rows by ordinal (not a JSONL file)."""
+def _collect_selected(
+    rows: RowSource, key: str | None, wanted: np.ndarray, examples_from: np.ndarray | None,
+    n_examples: int, points: np.ndarray,
+) -> tuple[dict[str, Any], list[str]] | None:
+    """:func:`collect` reading only the rows it keeps: which ordinals those are follows from
+    ``points`` alone (a row's fine bucket is ``point & FINE_MASK``). None when the source
+    cannot read rows by ordinal, or when a row read does not have the key point the summary
+    recorded for its ordinal (the file changed since: the caller reads every row)."""
     file = getattr(rows, "checked_file", lambda: None)()
-    if getattr(file, "lines_at", None) is None or file.lines_at([]) is None:  # (a generator, not begun)
+    lines_at = getattr(file, "lines_at", None)
+    if lines_at is None:
         return None
     fine = (points & np.uint64(FINE_MASK)).astype(np.intp)
     keep = wanted[fine]
@@ -294,22 +269,13 @@ def _selection(
         ex_ordinals = set(np.flatnonzero(examples_from[fine])[:n_examples].tolist())
         select[list(ex_ordinals)] = True
     ordinals = np.flatnonzero(select)
-    return file, ordinals, points[ordinals].tolist(), keep[ordinals].tolist(), ex_ordinals
-
-
-def _read_selected(
-    file: Any, key: str | None, ordinals: np.ndarray, expected: list[int], keep: list[bool], ex_ordinals: set[int],
-) -> tuple[list[str], array, bytes, list[str]] | None:
-    """The rows at ``ordinals`` (possibly in a worker process), parsing only those lines:
-    ``(keys, array of (ordinal, line, point, size) of each kept row, their digests, the
-    keys of the example rows)`` -- flat, so that a worker's answer is cheap to send. None
-    when a row read does not have the key point the summary recorded for its ordinal, or
-    the file ends before the last ordinal (it changed since)."""
-    found = file.lines_at(ordinals)
-    keys: list[str] = []
-    fixed = array("Q")  # ordinal, line, point, size of each kept row
-    digests = bytearray()
+    found = lines_at(ordinals)
+    if found is None:
+        return None
+    out: dict[str, Any] = {}
     examples: list[str] = []
+    expected = points[ordinals].tolist()
+    keep_list = keep[ordinals].tolist()
     # the loop of row_digest, row_key and canonical.key_point inlined (a test pins the
     # equality with collect's full pass), and a row of strings in every text/categorical
     # field and nothing else taken as the normaliser would return it (as it is)
@@ -335,28 +301,15 @@ def _read_selected(
             return None
         if ordinal in ex_ordinals:
             examples.append(kt)
-        if keep[n - 1]:
-            keys.append(kt)
-            fixed.extend((ordinal, line, p, len(cj)))
-            digests += digest
-    if n != len(ordinals):
-        return None
-    return keys, fixed, bytes(digests), examples
-
-
-def _assemble(part: tuple[list[str], array, bytes, list[str]], key: str | None) -> Collected:
-    """The :func:`collect` answer from what :func:`_read_selected` read."""
-    keys, fixed, digests, examples = part
-    out: dict[str, Any] = {}
-    it = iter(fixed)
-    at = 0
-    for kt, ordinal, line, p, size in zip(keys, it, it, it, it):
-        item = LocalRow(ordinal, line, p, size, digests[at:at + 32])
-        at += 32
+        if not keep_list[n - 1]:
+            continue
+        item = LocalRow(ordinal, line, p, len(cj), digest)
         if key is None:
-            out.setdefault(kt, []).append(item)  # _keep
+            out.setdefault(kt, []).append(item)  # _keep, inlined
         else:
             out[kt] = item
+    if n != len(ordinals):
+        return None
     return out, examples
 
 

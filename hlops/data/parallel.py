@@ -36,7 +36,6 @@ import os
 import threading
 from collections import deque
 from dataclasses import dataclass
-from collections.abc import Callable
 from typing import Any
 
 from hlops.data.scan import MAX_PROBLEMS, Sink, scan_checked
@@ -121,31 +120,6 @@ def _scan_range(file: CheckedFile, lines: LineRange, key: str | None, where: str
         b"".join(bytes(c[0]) for c in chunks), b"".join(bytes(c[1]) for c in chunks),
         b"".join(bytes(c[2]) for c in chunks), missing, problems, checked.findings,
     )
-
-
-def in_worker(read: Callable[..., Any], *args: Any) -> Callable[[], Any] | None:
-    """``read(*args)`` begun in one forked worker process: a callable answering its result,
-    or None (one CPU, ``HLOPS_WORKERS=1``, or another thread running, as for
-    :func:`split_file`). For the plan's selective second pass
-    (:func:`hlops.data.local.start_collect`), which then runs beside the remote rows' read
-    in this process: one worker, not two -- the server answering that read needs a core
-    (1M rows, 1% changed, 150k rows read again: the compare 0.4 s shorter with one, 0.1 s
-    longer than that with two). The worker is gone once the answer is taken."""
-    if workers() < 2 or threading.active_count() > 1:
-        return None
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
-    future = pool.submit(read, *args)
-
-    def answer() -> Any:
-        try:
-            return future.result()
-        finally:
-            pool.shutdown(cancel_futures=True)
-
-    return answer
 
 
 def scan_file(file: CheckedFile, key: str | None, where: str, sink: Sink) -> tuple[int, list[Problem]]:

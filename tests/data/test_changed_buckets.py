@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 from hlops import canonical
-from hlops.data import local, parallel
 from hlops.data.local import collect, summarise
 from hlops.datafile import CheckedFile
 from hlops.providers.humanloop.data import apply_data, plan_data
@@ -167,28 +166,8 @@ def awkward_file(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-@pytest.fixture(params=["here", "forked"])
-def where(request, monkeypatch):
-    """The selective pass read in this process, or by a forked worker (as for a big one on
-    a machine with 2 CPUs); a forked run counts the workers started."""
-    started: list = []
-    if request.param == "forked":
-        monkeypatch.setattr(local, "FORK_MIN_ROWS", 0)
-        monkeypatch.setenv(parallel.WORKERS_ENV, "2")
-        real = parallel.in_worker
-
-        def counted(*args):
-            begun = real(*args)
-            if begun is not None:
-                started.append(1)
-            return begun
-
-        monkeypatch.setattr(parallel, "in_worker", counted)
-    return request.param, started
-
-
 @pytest.mark.parametrize("key", [KEY, None])
-def test_the_selective_pass_equals_the_full_one(tmp_path, key, where):
+def test_the_selective_pass_equals_the_full_one(tmp_path, key):
     rows = make_rows(3000)
     for i, r in enumerate(rows):  # the normaliser's every way: a row as it is, a key to turn
         if i % 2:                 # into text (an integer), a field left out
@@ -211,10 +190,9 @@ def test_the_selective_pass_equals_the_full_one(tmp_path, key, where):
         selected = collect(file, key, wanted, examples_from, 5, summary.points)
         assert selected == full
     assert _COUNTS["unchecked_passes"] == len(shares)  # the full passes only
-    assert len(where[1]) == (len(shares) if where[0] == "forked" else 0)
 
 
-def test_a_file_edited_after_its_summary_is_read_whole(tmp_path, where):
+def test_a_file_edited_after_its_summary_is_read_whole(tmp_path):
     rows = make_rows(2000)
     path = write_jsonl(tmp_path / "rows.jsonl", rows)
     file = CountingFile(str(path), FIELDS, KEY, {}, "rows.jsonl")

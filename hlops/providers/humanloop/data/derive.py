@@ -31,7 +31,7 @@ from hlops.data import compare as cmp
 from hlops.data.cache import RateStore, estimate_seconds
 from hlops.data.compare import ADD_ALL, MIXED, REMOTE_ONLY, RowDiff
 from hlops.data.local import (
-    FINE, FINE_MASK, LocalSummary, RowSource, first_keys, rereader, start_collect,
+    FINE, FINE_MASK, LocalSummary, RowSource, collect, first_keys, rereader,
 )
 from hlops.data.summary import load_summary, summary_signature
 from hlops.providers.humanloop.client import Client
@@ -385,7 +385,7 @@ def _compare_group(
     """Compare one group of buckets: their remote rows are read in a background thread
     (many buckets a request, bucket by bucket, or filtered from one listing) while a local
     pass collects theirs -- only those rows when ``points`` (the summary's key point of
-    every row) says which they are, and in worker processes when they are many.
+    every row) says which they are.
 
     Bucket reads watch their own pace: when the first ones show that the rest would take
     clearly longer than one listing of every row, they stop and the listing is read instead
@@ -422,18 +422,14 @@ def _compare_group(
                     return from_listing()
         return out
 
-    # the local pass first: a big one is forked off to worker processes, which must happen
-    # before the remote read's thread starts (hlops.data.parallel)
-    local_pass = None
-    if wanted_fine.any() or examples_from is not None:
-        local_pass = start_collect(rows, key, wanted_fine, examples_from, diff.rows.n_examples, points)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hlops-fetch") as bg:
         remote_future = bg.submit(fetch)
-        local: dict = {}
-        if local_pass is not None:
-            local, examples = local_pass()
+        if wanted_fine.any() or examples_from is not None:
+            local, examples = collect(rows, key, wanted_fine, examples_from, diff.rows.n_examples, points)
             if examples_from is not None:
                 diff.add_examples = examples
+        else:
+            local = {}
         remote = remote_future.result()
     diff.remote_rows_read += digest.total if read_all[0] else len(remote)
     if key is None:
