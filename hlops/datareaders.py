@@ -12,6 +12,7 @@ one element), which gives exact lines and columns at the same speed.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 import json
@@ -90,6 +91,31 @@ def line_ranges(path: Path | str, size: int) -> Iterator[LineRange]:
             start, first = end, PROVISIONAL
 
 
+class _HashingFile(io.RawIOBase):
+    """A file read in binary, its bytes hashed (SHA-256) as they are read; under an
+    ``io.BufferedReader`` of 1 MB, which splits the lines in C."""
+
+    def __init__(self, path: Path | str):
+        self._f = open(path, "rb", buffering=0)
+        self.sha = hashlib.sha256()
+        self.at_end = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = self._f.readinto(b)
+        if n:
+            self.sha.update(memoryview(b)[:n])
+        else:
+            self.at_end = True
+        return n
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
+
+
 class RowReader:
     """Iterate ``(line, row)`` over a data file; syntax problems go to ``problems`` and the
     reader carries on where the format allows it (JSONL, CSV) or stops (JSON array).
@@ -112,6 +138,9 @@ class RowReader:
         self._line = 0
         self._col0 = 1
         self._header: list[str] = []
+        # set before reading a whole JSONL file: the SHA-256 of its bytes, as they are read
+        self.hash_bytes = False
+        self._hashing: _HashingFile | None = None
 
     def problem(self, line: int, col: int, message: str) -> None:
         self.problems.append(Problem(self.display, line, col, message))
@@ -145,6 +174,10 @@ class RowReader:
         """``(open file, (line number, raw line) pairs)`` of a JSONL file or of its range
         :attr:`lines`; the pairs are C iterators over the file (no Python frame a line), for
         loops that parse the common line themselves (:meth:`jsonl_row` for the rest)."""
+        if self.lines is None and self.hash_bytes:
+            self._hashing = _HashingFile(self.path)
+            f = io.BufferedReader(self._hashing, buffer_size=1 << 20)
+            return f, enumerate(f, 1)
         f = open(self.path, "rb")
         if self.lines is None:
             return f, enumerate(f, 1)
@@ -152,6 +185,14 @@ class RowReader:
         data = f.read(self.lines.end - self.lines.start)
         self.range_lines = data.count(b"\n") + (bool(data) and not data.endswith(b"\n"))
         return f, enumerate(io.BytesIO(data), self.lines.first_line)
+
+    def bytes_sha256(self) -> str | None:
+        """With :attr:`hash_bytes`: the SHA-256 (hex) of every byte of the file, hashed as
+        the pass read them, once it read to the end (None before, or when it stopped early:
+        a JSON array in a .jsonl file). The very bytes the rows came from, so no later read
+        of the file can disagree with the rows (a racy file may change without its stat)."""
+        h = self._hashing
+        return h.sha.hexdigest() if h is not None and h.at_end else None
 
     def jsonl_row(self, line_no: int, line: bytes) -> Any:
         """The row of a JSONL line that ``orjson.loads`` refused (or any line: it reads it

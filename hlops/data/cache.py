@@ -202,6 +202,14 @@ def hashed_content(path: Path) -> tuple[str, dict[str, Any]] | None:
     return digest, before
 
 
+def remember_content(state: dict[str, Any], digest: str, read_at: float) -> None:
+    """Remember ``digest`` as the SHA-256 of the file of ``state`` (its stat before a pass
+    that hashed the bytes it read, and still its stat after it), as :func:`hashed_content`
+    would have; not when the stat was racy at ``read_at``."""
+    if not racy(state, read_at):
+        _HASHED[state["path"]] = (state, digest)
+
+
 def content_hash(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:

@@ -44,6 +44,7 @@ class StreamedPass:
     def __init__(self, file: Any, key: str | None):
         self.key = key
         self._checked = file.check_lines(None)  # a CheckedPass of the whole file, keys left to us
+        self._checked.reader.hash_bytes = True  # the record's SHA-256 of the bytes the rows came from
         self.acc = Accumulator()
         self._points, self._digests, self._sizes = array("Q"), bytearray(), array("I")
         self._seen = np.zeros(0, np.uint64)  # sorted key points of the committed rows (keyed)
@@ -103,6 +104,11 @@ class StreamedPass:
         # the generator holds these objects: empty them in place
         del self._points[:], self._sizes[:]
         self._digests.clear()
+
+    def bytes_sha256(self) -> str | None:
+        """After the last row: the SHA-256 of the file's bytes as this pass read them (a
+        JSONL file; None for another format: the caller hashes the file again)."""
+        return self._checked.reader.bytes_sha256()
 
     def summary(self) -> LocalSummary:
         """The fine summary of every row (after the last :meth:`commit`), as

@@ -8,6 +8,7 @@ import os
 import shutil
 import sqlite3
 
+import orjson
 import pytest
 
 import hlops.api as hl
@@ -310,6 +311,60 @@ def test_a_file_written_just_before_the_apply_gets_its_record(client, make_datas
     assert rows.passes == 2  # the upload's pass, and the racy file's check
     again, again_rows = plan(client, ds, path)
     assert again.decided_by == "last_applied" and again_rows.passes == 0
+
+
+class CountedFile(Counted):
+    """:class:`Counted` that a streamed apply takes (it reads the file's own pass)."""
+
+    def checked_file(self):
+        return self.file
+
+
+def test_a_streamed_apply_of_a_file_written_just_before_reads_it_once(client, make_dataset, tmp_path, monkeypatch):
+    """A streamed apply hashes the bytes its pass reads: a racy file gets its record without
+    being read again (before: a second checked pass of every row and a second read for the
+    SHA-256), and the record holds the SHA-256 of the file's bytes."""
+    from hlops.providers.humanloop.data.streamed import apply_streamed
+
+    monkeypatch.setattr(cache, "RACY_SECONDS", 3600.0)  # every file here is racy
+    reads = []
+    real = cache.content_hash
+    monkeypatch.setattr(cache, "content_hash", lambda p: reads.append(p) or real(p))
+    monkeypatch.setattr(applied, "content_hash", cache.content_hash)
+    ds = make_dataset()
+    rows = make_rows(3000)
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + b"".join(orjson.dumps(r) + (b"\n\n" if i % 97 == 0 else b"\n")
+                                                for i, r in enumerate(rows)).rstrip(b"\n"))  # BOM, blanks, no final newline
+    counted = CountedFile(path)
+    report = apply_streamed(client, ds, KEY, FIELDS, counted, str(path), parallelism=2, progress=None,
+                            cache_dir=tmp_path / "cache")
+    assert report is not None and report.added == 3000
+    assert counted.passes == 0 and reads == []  # no second pass, no second read
+    rec = record_of(client, ds)
+    assert rec is not None and rec["rows"] == 3000 and rec["source_sha256"] == real(path)
+    again, again_rows = plan(client, ds, path)
+    assert again.decided_by == "last_applied" and again_rows.passes == 0
+    path.write_bytes(path.read_bytes().replace(b"ticket 7:", b"ticket 8:", 1))  # same size, other bytes
+    edited, _ = plan(client, ds, path)
+    assert edited.decided_by != "last_applied" and edited.change == 1
+
+
+def test_the_bytes_hash_is_the_files_and_only_once_read_to_the_end(tmp_path):
+    from hlops.datareaders import RowReader
+
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + b'{"a": 1}\n\n  \n{"a": 2}')
+    reader = RowReader(path)
+    reader.hash_bytes = True
+    assert reader.bytes_sha256() is None
+    assert [row for _, row in reader] == [{"a": 1}, {"a": 2}]
+    assert reader.bytes_sha256() == cache.content_hash(path)
+    array = tmp_path / "array.jsonl"  # a JSON array named .jsonl: the reader stops at line 1
+    array.write_bytes(b"[\n" + b"".join(b'{"a": %d},\n' % i for i in range(200_000)) + b"]\n")
+    reader = RowReader(array)
+    reader.hash_bytes = True
+    assert list(reader) == [] and reader.problems and reader.bytes_sha256() is None
 
 
 def test_a_racy_file_whose_rows_differ_gets_no_record(tmp_path):

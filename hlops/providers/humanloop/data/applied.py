@@ -145,7 +145,8 @@ def proven_version(v0: object, answers: Sequence[tuple[int, object, object]], ro
 
 def note(client: Client, dataset_id: int, key: str | None, *, signature: str, path: Path,
          state: dict | None, read_at: float, fingerprint: str, rows: int, buckets: int,
-         local_hash: str, reread: Callable[[], str], proven: Proven | None = None) -> bool:
+         local_hash: str, reread: Callable[[], str], proven: Proven | None = None,
+         read_sha256: str | None = None) -> bool:
     """Write the record after an upload (see the module docstring); False when the facts
     do not allow it (the next plan then compares rows, as without a record).
 
@@ -159,10 +160,17 @@ def note(client: Client, dataset_id: int, key: str | None, *, signature: str, pa
     for a *racy* file (changed too shortly before its summary was read for the stat to
     tell a later edit apart): as git does for a racy index entry, the content is compared
     instead of the stat -- the bytes hashed here must still make the summary's rows. So
-    whether an apply notes the record does not depend on how old the data file is."""
+    whether an apply notes the record does not depend on how old the data file is.
+
+    ``read_sha256``: the SHA-256 of the very bytes the summary's rows were read from (a
+    streamed pass hashes them as it reads); then the file is not read again, racy or not:
+    whatever it holds now, the record ties those bytes to those rows, and a later edit of
+    the file shows as other bytes to the next plan."""
     if state is None:
         return False
-    if racy(state, read_at):
+    if read_sha256 is not None:
+        hashed: tuple[str, dict] | None = (read_sha256, state)
+    elif racy(state, read_at):
         hashed = _verified_sha256(path, state, fingerprint, reread)
     else:
         hashed = source_sha256(path)

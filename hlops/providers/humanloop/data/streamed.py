@@ -6,7 +6,9 @@ Used when the plan did not read the rows (``DataChange.streamed``: ``hlops apply
 reads, checks, canonicalises and hashes each row and the :class:`Uploader` packs the
 canonical JSON into ``PUT`` batches as it comes, ``min(parallelism, 2)`` in flight, so the
 local work hides in the waits for the server instead of coming before the first PUT; the
-summary, the fingerprint and the last-applied record are by-products of the same pass. The
+summary, the fingerprint and the last-applied record are by-products of the same pass (the
+record's SHA-256 too: the pass hashes the bytes it reads, so the file is not read again for
+it, racy or not). The
 record is written without reading the remote digest again when the ``PUT`` answers prove
 that no other write happened since the empty digest read before the first one
 (:func:`hlops.providers.humanloop.data.applied.proven_version`); else the digest is read.
@@ -26,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hlops.data.cache import RateStore, SummaryCache, file_state
+from hlops.data.cache import RateStore, SummaryCache, file_state, remember_content
 from hlops.data.compare import coarse_level
 from hlops.data.local import RowSource, rereader, summarise
 from hlops.data.stream import Halt, StreamedPass
@@ -79,8 +81,13 @@ def apply_streamed(
             stream.commit()  # Halt if any row had a problem, even with no row left to send
             up.flush()  # the last batch
             # while the last batches are in flight: the record's SHA-256 of the file's bytes
-            # (kept by stat: applied.note below finds it), the summary and its cache entry
-            applied.source_sha256(path)
+            # (as the pass read them; else read again, kept by stat for applied.note below),
+            # the summary and its cache entry
+            read_sha256 = stream.bytes_sha256()
+            if read_sha256 is None:
+                applied.source_sha256(path)
+            elif file_state(path) == state:
+                remember_content(state, read_sha256, read_at)
             summary = stream.summary()
             sig = summary_signature(fields, key, rows)
             if cache_dir is not None and state["size"] >= CACHE_MIN_BYTES:
@@ -112,7 +119,7 @@ def apply_streamed(
             fingerprint=summary.fingerprint, rows=summary.count, buckets=level,
             local_hash=items_hash(counts, xor),
             reread=lambda: summarise(rereader(rows), key, where).fingerprint,
-            proven=_proven(remote.version, up, summary.count, counts, xor),
+            proven=_proven(remote.version, up, summary.count, counts, xor), read_sha256=read_sha256,
         )
     if cache_dir is not None:
         RateStore(cache_dir).put(client.base_url, report.rows, report.bytes_sent, report.calls, report.seconds)
