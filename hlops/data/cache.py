@@ -197,8 +197,7 @@ def hashed_content(path: Path) -> tuple[str, dict[str, Any]] | None:
         return None
     if file_state(path) != before:
         return None
-    if not racy(before, started):
-        _HASHED[before["path"]] = (before, digest)
+    remember_content(before, digest, started)
     return digest, before
 
 

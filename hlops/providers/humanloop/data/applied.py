@@ -16,8 +16,9 @@ digest was read at -- or, after a streamed apply, when the answers of its writes
 much without the read (below) --, and only when the file's stat is the one its summary was
 made from. When the file is racy (written too shortly before it was read for its stat to be trusted,
 see :mod:`hlops.data.cache`; typically a file generated just before the apply), its rows
-are read once more and must still make the summary's fingerprint: the record, and so the
-calls an apply makes, never depend on the file's age.
+are read once more and must still make the summary's fingerprint (a streamed apply needs
+not: its pass hashed the very bytes it read): the record, and so the calls an apply makes,
+never depend on the file's age.
 
 A streamed apply (:mod:`hlops.providers.humanloop.data.streamed`) proves the same without
 the read, from the answers of its own writes (:func:`proven_version`, a pure function): it
@@ -90,21 +91,13 @@ class Record:
         return rec
 
 
-# SHA-256 of data files hashed in this process, by stat (the planner's check and the plan
-# of the same dataset ask for the same file).
-def source_sha256(path: Path) -> tuple[str, dict] | None:
-    """SHA-256 of the file's bytes and the stat it had throughout the read (None: missing,
-    or it changed while being read): :func:`hlops.data.cache.hashed_content`."""
-    return hashed_content(path)
-
-
 def matching(raw: Any, signature: str, path: Path) -> tuple[Record, dict] | None:
     """The record (and the file's stat) when it was written for these very bytes under this
     signature: the file passed every check when it was applied, and would again."""
     rec = Record.from_json(raw)
     if rec is None or rec.signature != signature:
         return None
-    hashed = source_sha256(path)
+    hashed = hashed_content(path)
     if hashed is None or hashed[0] != rec.source_sha256:
         return None
     return rec, hashed[1]
@@ -173,7 +166,7 @@ def note(client: Client, dataset_id: int, key: str | None, *, signature: str, pa
     elif racy(state, read_at):
         hashed = _verified_sha256(path, state, fingerprint, reread)
     else:
-        hashed = source_sha256(path)
+        hashed = hashed_content(path)
     if hashed is None or hashed[1] != state:
         return False
     if proven is None:

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hlops.data.cache import RateStore, SummaryCache, file_state, remember_content
+from hlops.data.cache import RateStore, SummaryCache, file_state, hashed_content, remember_content
 from hlops.data.compare import coarse_level
 from hlops.data.local import RowSource, rereader, summarise
 from hlops.data.stream import Halt, StreamedPass
@@ -85,7 +85,7 @@ def apply_streamed(
             # the summary and its cache entry
             read_sha256 = stream.bytes_sha256()
             if read_sha256 is None:
-                applied.source_sha256(path)
+                hashed_content(path)
             elif file_state(path) == state:
                 remember_content(state, read_sha256, read_at)
             summary = stream.summary()
