@@ -149,7 +149,6 @@ def run_process(argv: list[str], *, cwd: Path, env: dict, ok=(0,), server: Serve
     return run
 
 
-
 def settle(server: ServerProcess, quiet: float = 0.05, window: float = 0.5, limit: float = 90.0) -> float:
     """Wait until the server is idle: less than ``quiet`` CPU seconds (all its threads) in a
     ``window``, at most ``limit`` seconds. A setup's writes leave it busy for a while (its
@@ -171,6 +170,7 @@ def settle(server: ServerProcess, quiet: float = 0.05, window: float = 0.5, limi
             break
         last = now
     return round(time.perf_counter() - t0, 2)
+
 
 class Cli:
     """`hlops` against one server, a fresh HLOPS_HOME per run (no summary cache)."""

@@ -358,6 +358,7 @@ def exact_row_test(plain: frozenset[str], key: str | None) -> Callable[[dict], b
     tests = [f"len(row) == {len(plain)}", *(f"type(row.get({name!r})) is str" for name in sorted(plain))]
     return eval("lambda row: " + " and ".join(tests), {"len": len, "type": type, "str": str})  # noqa: S307 - field names as literals (repr)
 
+
 @dataclass
 class Findings:
     """The problems of a checked pass (syntax, then values) before the end-of-file summary;

@@ -14,8 +14,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import os
 import json
+import os
 import re
 import sys
 from collections.abc import Iterator, Mapping

@@ -35,7 +35,6 @@ SMALL_CHUNK = 4_096  # below this many rows a chunk is added row by row (np.add.
 Sink = Callable[[array, bytearray, array], None]  # (points "Q", digests, sizes "I")
 
 
-
 def scan(rows: Iterable[tuple[int, dict]], key: str | None, where: str, sink: Sink) -> tuple[int, list[Problem]]:
     """Read ``rows``, handing ``sink`` the points, digests and sizes of every :data:`CHUNK`
     rows (and of the rest at the end). Returns the number of rows without a key value (they
@@ -139,8 +138,6 @@ def scan_checked(checked: CheckedPass, key: str | None, where: str, sink: Sink) 
     if sizes:
         sink(points, digests, sizes)
     return missing, problems
-
-
 
 
 class Accumulator:

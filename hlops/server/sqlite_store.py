@@ -91,8 +91,8 @@ CREATE TABLE IF NOT EXISTS datapoints (
 ) WITHOUT ROWID;
 -- 256 parts by the point's low bits, then id: new rows append at the end of their part,
 -- which keeps an upload's index writes local; a bucket is a set of parts (and points).
--- Covering for the row digest and the digest scans (key, hash, annotations): a bucket's
--- rows are read from the index alone, never from the table's pages with the data.
+-- Covering for the row digests (key, hash, annotations): a bucket's rows are read from
+-- the index alone, never from the table's pages with the data.
 CREATE INDEX IF NOT EXISTS datapoints_part ON datapoints (dataset_id, (point & 255), id, point, key, hash, annotations);
 CREATE UNIQUE INDEX IF NOT EXISTS datapoints_key ON datapoints (dataset_id, key) WHERE key IS NOT NULL;
 CREATE TABLE IF NOT EXISTS projects (
