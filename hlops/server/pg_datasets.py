@@ -20,7 +20,7 @@ import psycopg
 
 from hlops.server.pg_common import PgCon
 from hlops.server.rows import Prepared, duplicate_message
-from hlops.server.sqlite_datasets import DatasetsMixin
+from hlops.server.sqlite_datasets import DatasetsMixin, update_rows_each
 from hlops.server.store import Conflict, NotFound
 
 COPY_SQL = "COPY datapoints (dataset_id, id, point, key, hash, data) FROM STDIN (FORMAT BINARY)"
@@ -34,6 +34,10 @@ class PgDatasetsMixin(DatasetsMixin):
         if row is None:
             raise NotFound(f"dataset {dataset_id} not found")
         return row
+
+    @staticmethod
+    def _update_rows(con: PgCon, dataset_id: int, ids: list[int], prepared: Prepared, *, free_keys: bool) -> None:
+        update_rows_each(con, dataset_id, ids, prepared, free_keys=free_keys)
 
     def _insert_rows(self, con: PgCon, dataset_id: int, prepared: Prepared, key: str | None) -> list[int]:
         n = len(prepared)
