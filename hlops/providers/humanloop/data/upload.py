@@ -92,23 +92,34 @@ def describe(exc: BaseException) -> str:
 
 
 class _Batch:
-    __slots__ = ("parts", "nbytes", "rows")
+    """One request's body in the making: ``_HEAD``, then every item followed by a comma, in
+    one growing buffer. Not a list of the items: 10,000 small bytes objects kept alive until
+    the batch is sent cost a streamed apply ~0.3 us a row more than the buffer (the
+    allocator's work on objects that outlive the row, measured in docs/performance.md, part I)."""
+
+    __slots__ = ("buf", "rows")
 
     def __init__(self) -> None:
-        self.parts: list[bytes] = []
-        self.nbytes = len(_HEAD) + len(_TAIL)
+        self.buf = bytearray(_HEAD)
         self.rows = 0
 
     def fits(self, size: int) -> bool:
-        return self.rows < MAX_ROWS and (self.rows == 0 or self.nbytes + size + 1 <= MAX_BYTES)
+        """Whether an item of ``size`` bytes keeps the body within MAX_ROWS and MAX_BYTES: the
+        body would be the buffer (its last comma the separator), the item and ``_TAIL``."""
+        return self.rows < MAX_ROWS and (self.rows == 0 or len(self.buf) + size + len(_TAIL) <= MAX_BYTES)
 
     def add(self, item: bytes) -> None:
-        self.parts.append(item)
-        self.nbytes += len(item) + (1 if self.rows else 0)
+        buf = self.buf
+        buf += item
+        buf += b","
         self.rows += 1
 
     def body(self) -> bytes:
-        return _HEAD + b",".join(self.parts) + _TAIL
+        buf = self.buf
+        if self.rows:
+            del buf[-1]  # the last item's comma
+        buf += _TAIL
+        return bytes(buf)
 
 
 class Uploader:
@@ -149,11 +160,13 @@ class Uploader:
 
     def add(self, cj: bytes) -> None:
         batch = self.put_batch
-        if batch.rows >= MAX_ROWS or (batch.rows and batch.nbytes + len(cj) + 1 > MAX_BYTES):
+        buf = batch.buf
+        if batch.rows >= MAX_ROWS or (batch.rows and len(buf) + len(cj) + len(_TAIL) > MAX_BYTES):  # not fits()
             self._submit("add", batch)
             batch = self.put_batch = _Batch()
-        batch.parts.append(cj)  # inlined _Batch.add: this runs once per row
-        batch.nbytes += len(cj) + (1 if batch.rows else 0)
+            buf = batch.buf
+        buf += cj  # inlined _Batch.add: this runs once per row
+        buf += b","
         batch.rows += 1
 
     def change(self, remote_id: int, cj: bytes) -> None:
