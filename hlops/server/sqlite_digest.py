@@ -39,6 +39,29 @@ ROW_JSON = (
 )
 
 
+def _part_rows(
+    con: sqlite3.Connection, dataset_id: int, part: int, after: int, buckets: int, wanted: list[int] | None,
+    limit: int, *, exists: bool = False,
+) -> Any:
+    """Up to ``limit`` rows of one part above id ``after`` (only those in the ``wanted``
+    buckets of ``buckets``; None: all), as ``(their JSON joined by commas, how many, the
+    highest id)``; with ``exists``, whether there is one. One range of the covering index
+    (the filter and each row's JSON read only its entries, never the table's pages holding
+    the data), aggregated by SQLite: one step a part, not one a row, so no Python object
+    a row and the GIL let go once (see hlops.server.sqlite_datasets on the per-step GIL)."""
+    sql = "FROM datapoints INDEXED BY datapoints_part WHERE dataset_id = ? AND (point & 255) = ? AND id > ?"
+    args: list[Any] = [dataset_id, part, after]
+    if wanted is not None:
+        sql += f" AND (point & ?) IN ({marks(len(wanted))})"
+        args += [buckets - 1, *wanted]
+    if exists:
+        return con.execute(f"SELECT 1 {sql} LIMIT 1", args).fetchone() is not None
+    return con.execute(
+        f"SELECT group_concat(j, ','), count(*), max(id) FROM (SELECT id, {ROW_JSON} AS j {sql} ORDER BY id LIMIT ?)",
+        (*args, limit),
+    ).fetchone()
+
+
 class DigestMixin:
     """Needs ``_read()``, ``_dataset()`` and ``_field_types()``."""
 
@@ -183,23 +206,22 @@ class DigestMixin:
             key = self._digest_key(con, row, key, ("body", "key"))
             if key != row["key_field"]:
                 return self._digest_rows_slow(con, dataset_id, key, buckets, set(which), page)
-            rows: list = []
+            texts: list[str] = []
+            count, last, more = 0, None, False
             for part, after, wanted in parts_after(buckets, which, page):
-                # one range of the covering index: the filter and the row's JSON read only
-                # its entries, never the table's pages holding the data
-                sql = (
-                    f"SELECT id, {ROW_JSON}, (point & 255) FROM datapoints INDEXED BY datapoints_part "
-                    "WHERE dataset_id = ? AND (point & 255) = ? AND id > ?"
-                )
-                args: list[Any] = [dataset_id, part, after]
-                if wanted is not None:
-                    sql += f" AND (point & ?) IN ({marks(len(wanted))})"
-                    args += [buckets - 1, *wanted]
-                rows += con.execute(sql + " ORDER BY id LIMIT ?", (*args, page.limit + 1 - len(rows))).fetchall()
-                if len(rows) > page.limit:
+                if count == page.limit:  # the page is full: is any row left, for the cursor?
+                    if _part_rows(con, dataset_id, part, after, buckets, wanted, 1, exists=True):
+                        more = True
+                        break
+                    continue
+                text, n, high = _part_rows(con, dataset_id, part, after, buckets, wanted, page.limit - count)
+                if n:
+                    texts.append(text)
+                    count, last = count + n, [part, high]
+                if count == page.limit and _part_rows(con, dataset_id, part, high, buckets, wanted, 1, exists=True):
+                    more = True
                     break
-            rows, next_cursor = page_of(rows, page.limit, lambda r: [r[2], r[0]])
-        return {"items": [orjson.Fragment(r[1]) for r in rows], "next_cursor": next_cursor}
+        return {"items": orjson.Fragment("[" + ",".join(texts) + "]"), "next_cursor": last if more else None}
 
     @staticmethod
     def _all_rows(con: sqlite3.Connection, dataset_id: int, after: int, limit: int) -> dict:

@@ -3,6 +3,8 @@ hlops.canonical from the rows sent; bucket rows; every mode's pagination; errors
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from srv_helpers import (
     assert_validation,
@@ -171,6 +173,33 @@ def test_rows_of_many_buckets(server, request, which, buckets):
     assert all(r["annotations"] == 0 for r in rows)
     # the same as the single-bucket reads, and in one big page
     assert len(rows_of(server, ds["id"], {"buckets": buckets, "which": wanted})) == len(want)
+
+
+@pytest.mark.parametrize("buckets", [4, 1024])
+def test_rows_of_many_buckets_pages_are_full_and_the_last_says_so(server, keyed, buckets):
+    """Every page but the last holds ``limit`` rows, none is empty, and the last answers no
+    cursor -- also when the rows end exactly at a page's end, inside a part or at a part's
+    end (the page is cut by SQLite's aggregate a part, then probed for a row left)."""
+    ds, expected = keyed
+    by_bucket = rows_by_bucket(expected, buckets)
+    fullest = max(by_bucket, key=lambda b: len(by_bucket[b]))  # its last part holds several rows
+    assert len(by_bucket[fullest]) >= 3
+    for wanted, limit in itertools.product((sorted(by_bucket)[::2], [fullest]), (1, 2, 7, -1, 0, 1j)):
+        total = sum(len(by_bucket[b]) for b in wanted)
+        limit = {-1: total - 1, 0: total, 1j: total + 1}.get(limit, limit) or 1
+        pages, cursor = [], None
+        while True:
+            q = {"limit": limit} | ({"cursor": cursor} if cursor else {})
+            r = server.call("POST", f"/datasets/{ds['id']}/digest/rows", params=q, json={"buckets": buckets, "which": wanted})
+            assert r.status_code == 200, r.text
+            pages.append(r.json()["items"])
+            cursor = r.json()["next_cursor"]
+            if not cursor:
+                break
+        assert [len(p) for p in pages[:-1]] == [limit] * (len(pages) - 1), (wanted, limit)
+        assert 1 <= len(pages[-1]) <= limit, (wanted, limit)
+        assert len(pages) == -(-total // limit), (wanted, limit)
+        assert sorted(r["id"] for p in pages for r in p) == sorted(i for b in wanted for i in by_bucket[b])
 
 
 def test_rows_of_many_buckets_by_another_field(server, keyed):
