@@ -10,6 +10,8 @@ keys, hashes, canonical JSON), keyed and keyless, with text that JSON has to esc
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 from srv_helpers import field_list, make_rows
@@ -33,22 +35,37 @@ def stored(store: SqliteStore, dataset_id: int) -> list[tuple]:
     ).fetchall()
 
 
-def load(tmp_path, name: str, key: str | None, batches: list[list[dict]]) -> tuple[list[tuple], list[str]]:
-    """The stored rows after appending ``batches``, and the INSERT statements run for them."""
+@contextmanager
+def dataset(tmp_path, name: str, key: str | None, rows: list[dict]) -> Iterator[tuple[SqliteStore, int, int]]:
+    """``(store, org, dataset id)``: a fresh database holding one dataset with ``rows``."""
     store = SqliteStore(tmp_path / f"{name}.db")
     try:
         (org,) = store.ensure_orgs({"0" * 64: "units"}).values()
         body = {"name": "d", "fields": field_list()} | ({"key": key} if key else {})
-        ds = store.create_dataset(org, body, [], None)
-        seen: list[str] = []
-        store._w.set_trace_callback(seen.append)
-        for rows in batches:
-            store.append_datapoints(org, ds["id"], rows, None, None)
-        store._w.set_trace_callback(None)
-        inserts = [s for s in seen if s.lstrip().upper().startswith("INSERT INTO DATAPOINTS")]
-        return stored(store, ds["id"]), inserts
+        yield store, org, store.create_dataset(org, body, rows, None)["id"]
     finally:
         store.close()
+
+
+def statements(store: SqliteStore, write: Callable[[], object], *starts: str) -> list[str]:
+    """The statements starting with one of ``starts`` that the writer ran for ``write()``."""
+    seen: list[str] = []
+    store._w.set_trace_callback(seen.append)
+    try:
+        write()
+    finally:
+        store._w.set_trace_callback(None)
+    return [s for s in seen if s.lstrip().upper().startswith(starts)]
+
+
+def load(tmp_path, name: str, key: str | None, batches: list[list[dict]]) -> tuple[list[tuple], list[str]]:
+    """The stored rows after appending ``batches``, and the INSERT statements run for them."""
+    with dataset(tmp_path, name, key, []) as (store, org, ds):
+        def write() -> None:
+            for rows in batches:
+                store.append_datapoints(org, ds, rows, None, None)
+        inserts = statements(store, write, "INSERT INTO DATAPOINTS")
+        return stored(store, ds), inserts
 
 
 @pytest.mark.parametrize("key", ["external_id", None])
@@ -71,27 +88,18 @@ def test_a_batch_is_one_insert_statement_and_stores_what_row_by_row_did(tmp_path
 
 
 def test_a_duplicate_key_in_a_later_batch_is_refused_and_stores_nothing_of_it(tmp_path):
-    store = SqliteStore(tmp_path / "d.db")
-    try:
-        (org,) = store.ensure_orgs({"0" * 64: "units"}).values()
-        ds = store.create_dataset(org, {"name": "d", "key": "external_id", "fields": field_list()}, make_rows(10), None)
-        before = stored(store, ds["id"])
+    with dataset(tmp_path, "d", "external_id", make_rows(10)) as (store, org, ds):
+        before = stored(store, ds)
         with pytest.raises(sqlite_datasets.Conflict, match="already in the dataset"):
-            store.append_datapoints(org, ds["id"], make_rows(5, start=8), None, None)
-        assert stored(store, ds["id"]) == before
-    finally:
-        store.close()
+            store.append_datapoints(org, ds, make_rows(5, start=8), None, None)
+        assert stored(store, ds) == before
 
 
 def replaced(tmp_path, name: str, key: str | None) -> tuple[list[tuple], list[str]]:
     """The stored rows after a write that replaces rows by id (two of them swapping their
     keys), and the UPDATE statements it ran."""
-    store = SqliteStore(tmp_path / f"{name}.db")
-    try:
-        (org,) = store.ensure_orgs({"0" * 64: "units"}).values()
-        body = {"name": "d", "fields": field_list()} | ({"key": key} if key else {})
-        ds = store.create_dataset(org, body, rows_with_tricky_text(300), None)
-        ids = [r[0] for r in stored(store, ds["id"])]
+    with dataset(tmp_path, name, key, rows_with_tricky_text(300)) as (store, org, ds):
+        ids = [r[0] for r in stored(store, ds)]
         new = rows_with_tricky_text(300)
         for row in new:
             row["text"] += " edited"
@@ -99,13 +107,8 @@ def replaced(tmp_path, name: str, key: str | None) -> tuple[list[tuple], list[st
         items = [{"id": dp_id, "data": row} for dp_id, row in zip(ids[::3], new[::3])]
         items += [{"id": ids[3], "data": new[3]}, {"id": ids[7], "data": new[7]}]
         items = list({it["id"]: it for it in items}.values())
-        seen: list[str] = []
-        store._w.set_trace_callback(seen.append)
-        store.patch_datapoints(org, ds["id"], items, None, None)
-        store._w.set_trace_callback(None)
-        return stored(store, ds["id"]), [s for s in seen if s.lstrip().upper().startswith(("UPDATE DATAPOINTS", "WITH"))]
-    finally:
-        store.close()
+        updates = statements(store, lambda: store.patch_datapoints(org, ds, items, None, None), "UPDATE DATAPOINTS", "WITH")
+        return stored(store, ds), updates
 
 
 @pytest.mark.parametrize("key", ["external_id", None])
