@@ -296,6 +296,10 @@ class RowChecker:
                 ok = False
                 self.report(*position(self.key), f"no value for the key field {self.key!r} — "
                             "every datapoint needs a key", ("nokey",), "rows without a key")
+            elif "\x00" in text:  # the server refuses it: no store keeps such a key whole
+                ok = False
+                self.report(*position(self.key), f"the key field {self.key!r} holds a NUL character "
+                            "(U+0000) — a key cannot", ("nulkey",), "keys holding a NUL character")
             elif ok and self._keys is not None:
                 self._keys.add(text, line)
         if not ok:
@@ -336,7 +340,7 @@ def common_row_test(plain: frozenset[str], key: str | None) -> Callable[[dict], 
     :meth:`~hlops.datafile.RowChecker.plain_rows`), the ``key`` field among them a string."""
 
     def common(row: dict) -> bool:
-        if not row.keys() <= plain or (key is not None and type(row.get(key)) is not str):
+        if not row.keys() <= plain or (key is not None and (type(row.get(key)) is not str or "\x00" in row[key])):
             return False
         for value in row.values():
             if type(value) is not str:
@@ -356,6 +360,8 @@ def exact_row_test(plain: frozenset[str], key: str | None) -> Callable[[dict], b
     if key is not None and key not in plain:
         return lambda row: False  # the general test refuses every row then (its key is no plain field)
     tests = [f"len(row) == {len(plain)}", *(f"type(row.get({name!r})) is str" for name in sorted(plain))]
+    if key is not None:  # a key holding NUL is a problem check() reports
+        tests.append(f"'\\x00' not in row[{key!r}]")
     return eval("lambda row: " + " and ".join(tests), {"len": len, "type": type, "str": str})  # noqa: S307 - field names as literals (repr)
 
 

@@ -314,7 +314,7 @@ def _bounds(model: type[BaseModel], name: str) -> tuple[Any, Any]:
 
 def _pattern_message(which: str | None, item: str, value: Any) -> str:
     if which == "name":
-        return (f"{value!r} is not a valid name — 1 to 200 characters, no '/', tab or newline, "
+        return (f"{value!r} is not a valid name — 1 to 200 characters, no '/', tab, newline or NUL, "
                 "no spaces at either end")
     if which == "field_name":
         return (f"{value!r} is not a valid field name — use letters, digits, '_' and '-', "

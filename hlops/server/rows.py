@@ -101,6 +101,8 @@ def prepare(
         keys = [key_text(norm, key, "") for norm in normalised]
         if None in keys:
             raise Invalid(_missing_key([i for i, k in enumerate(keys) if k is None], key, loc, suffix))
+        if nul := [i for i, k in enumerate(keys) if "\x00" in k]:  # type: ignore[operator]
+            raise Invalid(_nul_key(nul, key, loc, suffix))
         points = [key_point(k) for k in keys]
     points = [p - _WRAP if p >= _SIGN else p for p in points]  # stored_point, inlined
     return Prepared(normalised, data, hashes, keys, points)
@@ -150,14 +152,21 @@ def _all_problems(
 
 
 def _missing_key(indexes: list[int], key: str | None, loc: tuple[Any, ...], suffix: tuple[Any, ...]) -> list[dict]:
-    items = [
-        {"loc": [*loc, i, *suffix, key], "msg": f"the dataset's key field {key!r} needs a value", "type": "missing"}
-        for i in indexes[:MAX_PROBLEMS]
-    ]
+    return _key_problems(indexes, key, loc, suffix, f"the dataset's key field {key!r} needs a value", "missing",
+                         "without a key value")
+
+
+def _nul_key(indexes: list[int], key: str | None, loc: tuple[Any, ...], suffix: tuple[Any, ...]) -> list[dict]:
+    """A key holding U+0000: PostgreSQL's text cannot hold it and SQLite's JSON functions cut
+    a text there, so no store keeps it whole; refused by both alike (docs/api.md)."""
+    return _key_problems(indexes, key, loc, suffix, f"the key field {key!r} holds a NUL character (U+0000)",
+                         "key_nul", "whose key holds a NUL character")
+
+
+def _key_problems(indexes: list[int], key: str | None, loc: tuple[Any, ...], suffix: tuple[Any, ...],
+                  msg: str, kind: str, more: str) -> list[dict]:
+    items = [{"loc": [*loc, i, *suffix, key], "msg": msg, "type": kind} for i in indexes[:MAX_PROBLEMS]]
     if len(indexes) > MAX_PROBLEMS:
-        items.append({
-            "loc": list(loc),
-            "msg": f"{len(indexes) - MAX_PROBLEMS} more datapoints without a key value",
-            "type": "too_many_errors",
-        })
+        items.append({"loc": list(loc), "msg": f"{len(indexes) - MAX_PROBLEMS} more datapoints {more}",
+                      "type": "too_many_errors"})
     return items

@@ -25,11 +25,15 @@ Role = Literal["annotator", "owner", "admin"]
 
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 # Same rules as the manifest language (hlops/models.py): printable, no surrounding space.
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\s/](?:[^\n\r\t/]*[^\s/])?$")]
+# No text holds a NUL (U+0000): PostgreSQL's text cannot, so neither store takes one (a 422,
+# not the 500 PostgreSQL's refusal was); datapoint values may (their JSON escapes it).
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\s/\x00](?:[^\n\r\t/\x00]*[^\s/\x00])?$")]
 FieldName = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")]
-Email = Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
-Text = Annotated[str, StringConstraints(max_length=100_000)]
-LabelName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Email = Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$")]
+NO_NUL = r"^[^\x00]*$"
+Text = Annotated[str, StringConstraints(max_length=100_000, pattern=NO_NUL)]
+LabelName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO_NUL)]
+Guidelines = Annotated[str, StringConstraints(max_length=1_000_000, pattern=NO_NUL)]
 
 
 class _In(BaseModel):
@@ -161,7 +165,7 @@ class ProjectCreate(_In):
     description: Text | None = None
     inputs: Annotated[list[InputIn], Field(min_length=1, max_length=100)]
     outputs: Annotated[list[OutputIn], Field(min_length=1, max_length=100)]
-    guidelines: Annotated[str, StringConstraints(max_length=1_000_000)] | None = None
+    guidelines: Guidelines | None = None
     users: Annotated[list[Email | UserIn], Field(max_length=1000)] = []
     review_existing_annotations: bool = True
 
@@ -169,7 +173,7 @@ class ProjectCreate(_In):
 class ProjectPatch(_In):
     name: Name | None = None
     description: Text | None = None
-    guidelines: Annotated[str, StringConstraints(max_length=1_000_000)] | None = None
+    guidelines: Guidelines | None = None
     users: Annotated[list[Email | UserIn], Field(max_length=1000)] | None = None
     review_existing_annotations: bool | None = None
     inputs: Annotated[list[InputIn], Field(min_length=1, max_length=100)] | None = Field(

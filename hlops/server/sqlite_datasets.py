@@ -102,7 +102,8 @@ def update_rows_each(con: Any, dataset_id: int, ids: list[int], prepared: Prepar
 
 def _spec(prepared: Prepared, ids: list[int] | None = None) -> bytes:
     """The JSON array of the statements above: ``[(id,) point, key, offset, length]`` a row,
-    ``offset`` 1-based into the rows' canonical JSON end to end."""
+    ``offset`` 1-based into the rows' canonical JSON end to end. SQLite's ``->>`` would cut a
+    key at an escaped NUL; :func:`hlops.server.rows.prepare` refuses such keys first."""
     lengths = [len(d) for d in prepared.data]
     columns = (prepared.points, prepared.keys, accumulate(lengths[:-1], initial=1), lengths)
     return orjson.dumps(list(zip(*columns) if ids is None else zip(ids, *columns)))
@@ -474,7 +475,7 @@ class DatasetsMixin:
 
     def _rekey(self, con: sqlite3.Connection, dataset_id: int, key: str | None) -> None:
         """Recompute every datapoint's key and point after the dataset's key changed."""
-        updates, missing = [], []
+        updates, missing, nul = [], [], []
         for dp_id, digest, data in con.execute(
             "SELECT id, hash, data FROM datapoints WHERE dataset_id = ?", (dataset_id,)
         ):
@@ -482,19 +483,20 @@ class DatasetsMixin:
                 text, point = None, canonical.key_point(digest.hex())
             else:
                 text = canonical.key_text(orjson.loads(data), key, "")
-                if text is None:
-                    missing.append(dp_id)
+                if text is None or "\x00" in text:  # no value, or one no store keeps whole (rows.prepare)
+                    (missing if text is None else nul).append(dp_id)
                     continue
                 point = canonical.key_point(text)
             updates.append((stored_point(point), text, dataset_id, dp_id))
-        if missing:
-            shown = ", ".join(map(str, missing[:10]))
-            raise Invalid.one(
-                ("body", "key"),
-                f"{len(missing)} datapoint(s) have no value for field {key!r} (ids {shown}); "
-                "a key field needs a value in every datapoint",
-                "missing",
-            )
+        for ids, what, kind in ((missing, "have no value for", "missing"), (nul, "hold a NUL character (U+0000) in", "key_nul")):
+            if ids:
+                shown = ", ".join(map(str, ids[:10]))
+                raise Invalid.one(
+                    ("body", "key"),
+                    f"{len(ids)} datapoint(s) {what} field {key!r} (ids {shown}); "
+                    "a key field needs a value in every datapoint, without NUL",
+                    kind,
+                )
         dups = duplicate_keys([u[1] for u in updates])
         if dups:
             raise Conflict(duplicate_message(key or "", dups, "in the dataset's datapoints"))
