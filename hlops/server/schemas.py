@@ -290,7 +290,7 @@ class DigestRowsOf(_In):
         min_length=1, max_length=65_536,
         description="Buckets of that level (each 0 <= i < N, each once) whose rows are wanted.",
     )
-    key: str | None = Field(None, max_length=100, description="Key field (default: the dataset's key).")
+    key: str | None = Field(None, max_length=100, pattern=NO_NUL, description="Key field (default: the dataset's key).")
 
 
 class SourceOut(_Out):

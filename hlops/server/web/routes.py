@@ -37,7 +37,7 @@ DatapointQuery = Annotated[int | None, Query(ge=1, le=S.MAX_ID, description="Ope
 
 
 class TokenIn(S._In):
-    email: str = Field(min_length=3, max_length=320, description="An e-mail listed in a project's users.")
+    email: str = Field(min_length=3, max_length=320, pattern=S.NO_NUL, description="An e-mail listed in a project's users.")
 
 
 class TokenProject(S._Out):
