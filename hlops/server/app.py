@@ -207,8 +207,9 @@ def create_app(store: Store, settings: Settings, *, model_status: Callable[[int,
 
 def _known_query_parameters(request: Request) -> None:
     """Refuse query parameters a call does not take (a typo like ``?limt=5`` would otherwise
-    be silently ignored), and one given twice (only the last would count): 422, located at
-    the parameter, naming the ones the call takes."""
+    be silently ignored), one given twice (only the last would count), and one holding a NUL
+    (``%00``: no store keeps such a text, PostgreSQL's cannot hold it): 422, located at the
+    parameter, naming the ones the call takes."""
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
     if dependant is None:
@@ -217,7 +218,9 @@ def _known_query_parameters(request: Request) -> None:
     if allowed is None:
         allowed = frozenset(_query_names(dependant))
         route._hlops_query = allowed
-    names = [name for name, _value in request.query_params.multi_items()]
+    items = request.query_params.multi_items()
+    names = [name for name, _value in items]
+    nul = {name for name, value in items if "\x00" in value}
     problems = []
     takes = ", ".join(sorted(allowed)) or "none"
     for name in dict.fromkeys(names):
@@ -227,6 +230,9 @@ def _known_query_parameters(request: Request) -> None:
         elif names.count(name) > 1:
             problems.append({"loc": ("query", name), "type": "too_many",
                              "msg": "given more than once; give it once"})
+        elif name in nul:
+            problems.append({"loc": ("query", name), "type": "string_nul",
+                             "msg": "a query parameter may not hold a NUL character (U+0000)"})
     if problems:
         raise RequestValidationError(problems)
 

@@ -10,8 +10,7 @@
    length is counted while it is read (413 as soon as it passes the limit).
 4. ``X-API-KEY`` -> organisation (by SHA-256 digest), else 401.
 5. Test-only: the per-key rate limit -> 429 with ``Retry-After``.
-6. A body that is not JSON (by ``Content-Type``) -> 415; a query parameter holding a NUL
-   (``%00``) -> 422 located at it (no store keeps such a text; bodies: the schemas' rule).
+6. A body that is not JSON (by ``Content-Type``) -> 415.
 7. ``Idempotency-Key`` on a write (not on a POST that only reads, ``…/digest/rows``): a stored answer of the same method and path is replayed;
    the same key with another method or path is a 422; a twin still in flight is a 409.
 8. The route runs. Test-only: with a fault of phase ``after``, its answer is dropped and
@@ -24,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from urllib.parse import parse_qsl
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,15 +40,6 @@ WEB_APP = "/app"  # the web app's own auth (sessions), not the API key
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 MAX_IDEMPOTENCY_KEY = 200
-
-
-def nul_parameters(query: bytes) -> list[str]:
-    """The names of the query parameters whose name or value holds a NUL (``%00``): no store
-    keeps such a text (PostgreSQL's text cannot hold it), so it is a 422 before any route."""
-    if b"%00" not in query.lower() and b"\x00" not in query:
-        return []
-    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True, encoding="utf-8", errors="replace")
-    return [name.replace("\x00", "") or "?" for name, value in pairs if "\x00" in name or "\x00" in value]
 
 
 def is_read_post(method: str, path: str) -> bool:
@@ -194,11 +183,6 @@ class Gate:
             ctype = headers.get("content-type", "application/json").split(";", 1)[0].strip().lower()
             if ctype != "application/json" and not ctype.endswith("+json"):
                 return _json(415, {"detail": "the body must be JSON (Content-Type: application/json)"}), None
-        if (names := nul_parameters(scope.get("query_string", b""))):
-            return _json(422, {"detail": [
-                {"loc": ["query", name], "msg": "a query parameter may not hold a NUL character (U+0000)", "type": "string_nul"}
-                for name in names
-            ]}), None
         return None, org
 
     async def _run(self, scope: dict, receive: Any, send: Any, fault: Fault | None) -> int:
