@@ -43,6 +43,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from hlops.names import EMAIL_PATTERN, FIELD_NAME_PATTERN, NAME_PATTERN
+
 DataType = Literal["text", "categorical", "character_offsets"]
 TaskType = Literal["classification", "multilabel_classification", "sequence_tagging"]
 Role = Literal["annotator", "owner", "admin"]
@@ -53,12 +55,6 @@ TASK_TYPES: tuple[str, ...] = ("classification", "multilabel_classification", "s
 ROLES: tuple[str, ...] = ("annotator", "owner", "admin")
 DEFAULT_ROLE: Role = "annotator"
 
-# Resource names: printable, no leading/trailing space, no newline, no slash, no NUL (no store
-# keeps one: PostgreSQL's text cannot hold it; the server refuses it too). Dots are allowed
-# in dataset names (a reference splits at the *last* dot), never in field names.
-NAME_PATTERN = r"^[^\s/\x00](?:[^\n\r\t/\x00]*[^\s/\x00])?$"
-FIELD_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
-EMAIL_PATTERN = r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$"
 REFERENCE_PATTERN = r"^\S(?:.*\S)?\.[A-Za-z_][A-Za-z0-9_\-]*$"
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NAME_PATTERN)]

@@ -17,6 +17,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from hlops.names import EMAIL_PATTERN, FIELD_NAME_PATTERN, NAME_PATTERN
+
 MAX_ID = 2**63 - 1
 MAX_NOTE_BYTES = 4096  # a dataset's last_applied note, as compact JSON
 DataType = Literal["text", "categorical", "character_offsets"]
@@ -24,12 +26,12 @@ TaskType = Literal["classification", "multilabel_classification", "sequence_tagg
 Role = Literal["annotator", "owner", "admin"]
 
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
-# Same rules as the manifest language (hlops/models.py): printable, no surrounding space.
-# No text holds a NUL (U+0000): PostgreSQL's text cannot, so neither store takes one (a 422,
-# not the 500 PostgreSQL's refusal was); datapoint values may (their JSON escapes it).
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\s/\x00](?:[^\n\r\t/\x00]*[^\s/\x00])?$")]
-FieldName = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")]
-Email = Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$")]
+# The manifest language's rules (hlops.names): printable, no surrounding space. No text holds
+# a NUL (U+0000): PostgreSQL's text cannot, so neither store takes one (a 422, not the 500
+# PostgreSQL's refusal was); datapoint values may (their JSON escapes it).
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NAME_PATTERN)]
+FieldName = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=FIELD_NAME_PATTERN)]
+Email = Annotated[str, StringConstraints(max_length=254, pattern=EMAIL_PATTERN)]
 NO_NUL = r"^[^\x00]*$"
 Text = Annotated[str, StringConstraints(max_length=100_000, pattern=NO_NUL)]
 LabelName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO_NUL)]
