@@ -488,15 +488,14 @@ class DatasetsMixin:
                     continue
                 point = canonical.key_point(text)
             updates.append((stored_point(point), text, dataset_id, dp_id))
-        for ids, what, kind in ((missing, "have no value for", "missing"), (nul, "hold a NUL character (U+0000) in", "key_nul")):
+        for ids, what, rule, kind in (
+            (missing, "have no value for", "needs a value in every datapoint", "missing"),
+            (nul, "hold a NUL character (U+0000) in", "cannot hold one", "key_nul"),
+        ):
             if ids:
                 shown = ", ".join(map(str, ids[:10]))
-                raise Invalid.one(
-                    ("body", "key"),
-                    f"{len(ids)} datapoint(s) {what} field {key!r} (ids {shown}); "
-                    "a key field needs a value in every datapoint, without NUL",
-                    kind,
-                )
+                raise Invalid.one(("body", "key"), f"{len(ids)} datapoint(s) {what} field {key!r} (ids {shown}); "
+                                  f"a key field {rule}", kind)
         dups = duplicate_keys([u[1] for u in updates])
         if dups:
             raise Conflict(duplicate_message(key or "", dups, "in the dataset's datapoints"))
