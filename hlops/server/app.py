@@ -423,8 +423,40 @@ def _datasets(app: FastAPI, store: Store, settings: Settings) -> None:
         which = checked_buckets(body.buckets, body.which)
         return listed(store.digest_rows_of(org, dataset_id, body.key, body.buckets, which, Page(decode_cursor(cursor), limit)))
 
+    @app.post("/datasets/{dataset_id}/digest/keys", response_model=S.DigestRows, tags=tags)
+    def digest_rows_by_key(dataset_id: DatasetId, body: S.DigestKeys, org: int = Depends(org_id)) -> Response:
+        """The rows `{id, key, hash, annotations}` of the datapoints whose key is listed (1 to
+        10,000 keys; a key not found is left out), by id, in one answer (`next_cursor` is
+        null). The dataset needs a key field. A read: nothing is written [ext]."""
+        return listed(store.digest_rows_by_key(org, dataset_id, checked_keys(body.keys)))
+
 
 MAX_LISTED = 50  # problems of one body listed in a 422
+
+
+def checked_keys(keys: list[str]) -> list[str]:
+    """``keys`` without repeats, or a 422 at each one no stored key can be: holding a NUL
+    (``key_nul``, as :func:`hlops.server.rows.prepare` refuses it) or a lone surrogate (not
+    UTF-8); up to 50 listed."""
+    problems = []
+    for i, key in enumerate(keys):
+        if "\x00" in key:
+            problems.append({"loc": ["body", "keys", i], "msg": "a key cannot hold a NUL character (U+0000)", "type": "key_nul"})
+        elif not key.isascii() and not _utf8(key):
+            problems.append({"loc": ["body", "keys", i], "msg": "a key is Unicode text (this holds a lone surrogate)", "type": "string_unicode"})
+        if len(problems) >= MAX_LISTED:
+            break
+    if problems:
+        raise Invalid(problems)
+    return list(dict.fromkeys(keys))
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def checked_buckets(buckets: int, which: list[int]) -> list[int]:

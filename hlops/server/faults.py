@@ -19,8 +19,11 @@ from pathlib import Path
 
 from hlops.server.config import FaultConfig
 
-# POSTs that only read (a body too big for a query string): not counted as writes
-READ_POSTS = frozenset({"POST /datasets/{dataset_id}/digest/rows"})
+# Not counted as writes: the POSTs that only read (a body too big for a query string)
+NOT_WRITES = frozenset({
+    "POST /datasets/{dataset_id}/digest/rows",
+    "POST /datasets/{dataset_id}/digest/keys",
+})
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,7 @@ class Stats:
     def record(self, method: str, template: str, status: int) -> None:
         with self._lock:
             self.total += 1
-            if method != "GET" and f"{method} {template}" not in READ_POSTS:
+            if method != "GET" and f"{method} {template}" not in NOT_WRITES:
                 self.writes += 1
             self.by_method[method] += 1
             self.by_path[f"{method} {template}"] += 1

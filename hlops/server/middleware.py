@@ -11,7 +11,8 @@
 4. ``X-API-KEY`` -> organisation (by SHA-256 digest), else 401.
 5. Test-only: the per-key rate limit -> 429 with ``Retry-After``.
 6. A body that is not JSON (by ``Content-Type``) -> 415.
-7. ``Idempotency-Key`` on a write (not on a POST that only reads, ``…/digest/rows``): a stored answer of the same method and path is replayed;
+7. ``Idempotency-Key`` on a write (not on a POST that only reads, ``…/digest/rows`` and
+   ``…/digest/keys``): a stored answer of the same method and path is replayed;
    the same key with another method or path is a 422; a twin still in flight is a 409.
 8. The route runs. Test-only: with a fault of phase ``after``, its answer is dropped and
    the fault status sent instead (the write *is* committed: a lost response).
@@ -40,11 +41,13 @@ WEB_APP = "/app"  # the web app's own auth (sessions), not the API key
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 MAX_IDEMPOTENCY_KEY = 200
+READ_POSTS = ("/digest/rows", "/digest/keys")  # the ends of the paths of POSTs that only read
 
 
 def is_read_post(method: str, path: str) -> bool:
-    """A POST that only reads (``/datasets/{id}/digest/rows``): no Idempotency-Key record."""
-    return method == "POST" and path.endswith("/digest/rows")
+    """A POST that only reads (``/datasets/{id}/digest/rows``, ``.../digest/keys``): no
+    Idempotency-Key record."""
+    return method == "POST" and path.endswith(READ_POSTS)
 
 
 class BodyTooLarge(HTTPException):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, field_validator
 
 from hlops.names import EMAIL_PATTERN, FIELD_NAME_PATTERN, NAME_PATTERN
 
@@ -293,6 +293,20 @@ class DigestRowsOf(_In):
         description="Buckets of that level (each 0 <= i < N, each once) whose rows are wanted.",
     )
     key: str | None = Field(None, max_length=100, pattern=NO_NUL, description="Key field (default: the dataset's key).")
+
+
+MAX_KEYS = 10_000  # keys of one POST /datasets/{id}/digest/keys
+# a stored key holds no NUL (rows.prepare); the route says so in a 422 of type key_nul
+KeyText = Annotated[str, WithJsonSchema({"type": "string", "pattern": NO_NUL})]
+
+
+class DigestKeys(_In):
+    """Whose rows to read (``POST /datasets/{id}/digest/keys``) [ext]."""
+
+    keys: list[KeyText] = Field(
+        min_length=1, max_length=MAX_KEYS,
+        description="Values of the dataset's key field (1 to 10,000; one not found is left out of the answer).",
+    )
 
 
 class SourceOut(_Out):

@@ -12,7 +12,8 @@ when N > 256; each row's JSON is built by SQLite from the index entry and embedd
 answer as is. Rows of many buckets (``digest_rows_of``) walk the parts that hold them in
 order, one range ``(dataset, part, id > after)`` of the index each, filtered there on
 ``point & (N - 1) IN (the part's wanted buckets)``; the table's pages (the data) are never
-read.
+read. Rows by key (``digest_rows_by_key``) are one statement: the keys as one JSON array,
+each looked up in the unique ``datapoints_key`` index.
 """
 
 from __future__ import annotations
@@ -222,6 +223,29 @@ class DigestMixin:
                     more = True
                     break
         return {"items": orjson.Fragment("[" + ",".join(texts) + "]"), "next_cursor": last if more else None}
+
+    def digest_rows_by_key(self, org: int, dataset_id: int, keys: list[str]) -> dict:
+        """The rows of the datapoints whose key is one of ``keys`` (distinct; one not found is
+        left out), ordered by id, all in one answer."""
+        with self._read() as con:
+            row = self._dataset(con, org, dataset_id)
+            if row["key_field"] is None:
+                raise Invalid.one(("body", "keys"), f"dataset {dataset_id} has no key field: its datapoints are keyed "
+                                  "by their hash; read its rows by bucket (GET .../digest)", "no_key")
+            return {"items": self._rows_by_key(con, dataset_id, keys), "next_cursor": None}
+
+    @staticmethod
+    def _rows_by_key(con: sqlite3.Connection, dataset_id: int, keys: list[str]) -> Any:
+        """One statement: a look-up of the key index a key; the answer's JSON array is built
+        by SQLite. ``INDEXED BY``: without it SQLite walked the whole dataset by its primary
+        key (1M rows, 10,000 keys: 0.37-0.46 s against 0.02 s warm)."""
+        (text,) = con.execute(
+            f"SELECT '[' || coalesce(group_concat(j, ','), '') || ']' FROM (SELECT {ROW_JSON} AS j "
+            "FROM datapoints INDEXED BY datapoints_key WHERE dataset_id = ? AND key IN (SELECT value FROM json_each(?)) "
+            "ORDER BY id)",
+            (dataset_id, orjson.dumps(keys)),
+        ).fetchone()
+        return orjson.Fragment(text)
 
     @staticmethod
     def _all_rows(con: sqlite3.Connection, dataset_id: int, after: int, limit: int) -> dict:

@@ -53,6 +53,9 @@ def test_same_rows_same_answers(both):
         calls.append(srv.call("GET", f"/datasets/{did}/digest", params={"limit": 50}).json())
         calls.append(srv.call("GET", f"/datasets/{did}/datapoints", params={"limit": 20, "fields": "text"}).json())
         calls.append(srv.call("GET", f"/datasets/{did}/datapoints", params={"limit": 800}).json())
+        keys = ["u-1", "10003", "nope", "10699", "10003", ""]
+        calls.append(srv.call("POST", f"/datasets/{did}/digest/keys", json={"keys": keys}).json())
+        calls.append(srv.call("POST", f"/datasets/{did}/digest/keys", json={"keys": ["a\x00"]}).json())
         answers.append(calls)
     lite, pg = answers
     assert lite[0][0] == 201
