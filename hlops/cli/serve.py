@@ -31,6 +31,7 @@ def _statuses(ctx: click.Context, param: click.Parameter, value: str) -> tuple[i
 @click.option("--keys-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="One `key [org-name]` per line (`#` comments); keys naming the same org share it.")
 @click.option("--ready-file", type=click.Path(dir_okay=False, path_type=Path), help="Write the URL here once the server accepts connections.")
 @click.option("--sync", type=click.Choice(["normal", "full"]), default="normal", show_default=True, help="SQLite synchronous mode: normal survives a killed process, full also a power cut (PostgreSQL: its own settings).")
+@click.option("--max-index-bytes", type=click.IntRange(min=1), help="Body limit of PUT /datasets/{id}/last_applied/index, in bytes (default 256 MiB; other bodies: 32 MiB).")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="warning", show_default=True)
 @click.option("--rate-limit", type=click.FloatRange(min=0, min_open=True), help=TEST_ONLY + "Requests per second per key; more get 429 with Retry-After.")
 @click.option("--fault-rate", type=click.FloatRange(0, 1), default=0.0, help=TEST_ONLY + "Share of requests answered with a fault status.")
@@ -42,7 +43,7 @@ def _statuses(ctx: click.Context, param: click.Parameter, value: str) -> tuple[i
 @click.option("--request-log", type=click.Path(dir_okay=False, path_type=Path), help=TEST_ONLY + "Append one JSON line per request (time, org, method, path, status).")
 @click.option("--test-endpoints", is_flag=True, help=TEST_ONLY + "Enable the hidden /_test/* routes (stats, faults).")
 def serve_command(
-    host, port, db, api_keys, keys_file, ready_file, sync, log_level, rate_limit, fault_rate,
+    host, port, db, api_keys, keys_file, ready_file, sync, max_index_bytes, log_level, rate_limit, fault_rate,
     fault_statuses, fault_seed, fault_retry_after, fail_nth, fault_phase, request_log, test_endpoints,
 ):
     """Run the reference server (the Humanloop API with hlops's extensions).
@@ -50,7 +51,7 @@ def serve_command(
     Options marked [test-only] make the server misbehave on purpose, so tests can prove a
     client copes; they are off by default. See docs/server.md.
     """
-    from hlops.server.config import FaultConfig, Settings, key_map, read_keys_file
+    from hlops.server.config import MAX_INDEX_BYTES, FaultConfig, Settings, key_map, read_keys_file
     from hlops.server.run import serve
 
     keys: list[tuple[str, str | None]] = [(k, None) for k in api_keys]
@@ -66,7 +67,7 @@ def serve_command(
     ).checked()
     settings = Settings(
         keys=key_map(keys), rate_limit=rate_limit, faults=faults, request_log=request_log,
-        test_endpoints=test_endpoints,
+        test_endpoints=test_endpoints, max_index_bytes=max_index_bytes or MAX_INDEX_BYTES,
     )
 
     def announce(url: str) -> None:

@@ -37,7 +37,7 @@ from hlops.canonical import valid_bucket_count
 from hlops.server import bodies, schemas as S
 from hlops.server.config import FaultConfig, Settings
 from hlops.server.faults import FaultInjector, RateLimiter, RequestLog
-from hlops.server.middleware import Gate, GateState
+from hlops.server.middleware import OCTETS, Gate, GateState
 from hlops.server.store import Idem, Invalid, Page, Store, StoreError
 
 READY_TO_TRAIN = 10  # annotated datapoints an output needs before a model can train
@@ -430,8 +430,39 @@ def _datasets(app: FastAPI, store: Store, settings: Settings) -> None:
         null). The dataset needs a key field. A read: nothing is written [ext]."""
         return listed(store.digest_rows_by_key(org, dataset_id, checked_keys(body.keys)))
 
+    @app.put(
+        "/datasets/{dataset_id}/last_applied/index", status_code=204, response_class=Response, tags=tags,
+        openapi_extra=octets_body(), responses={
+            413: {"model": S.ErrorOut, "description": f"A body over {settings.max_index_bytes:,} bytes"},
+            415: {"model": S.ErrorOut, "description": f"The body is not {OCTETS}"},
+        },
+    )
+    async def put_applied_index(
+        dataset_id: DatasetId, request: Request, org: int = Depends(org_id), _idem: IdempotencyKey = None,
+    ) -> Response:
+        """Keep raw bytes beside the dataset, replacing any it had: a client's index of its
+        last apply, answered as it is by the GET. A note, like `last_applied`: the dataset's
+        `version` and `updated_at` stay [ext]."""
+        data = await request.body()
+        await run_in_threadpool(store.put_applied_index, org, dataset_id, data, idem(request, 204))
+        return Response(status_code=204)
+
+    @app.get(
+        "/datasets/{dataset_id}/last_applied/index", response_class=Response, tags=tags,
+        responses={200: {"description": "The bytes last PUT", "content": {OCTETS: {"schema": BINARY}}}},
+    )
+    def get_applied_index(dataset_id: DatasetId, org: int = Depends(org_id)) -> Response:
+        """The bytes the last `PUT .../last_applied/index` stored; 404 when there are none [ext]."""
+        return Response(store.get_applied_index(org, dataset_id), media_type=OCTETS)
+
 
 MAX_LISTED = 50  # problems of one body listed in a 422
+BINARY = {"type": "string", "format": "binary"}
+
+
+def octets_body() -> dict:
+    """``openapi_extra`` documenting a body of raw bytes."""
+    return {"requestBody": {"required": True, "content": {OCTETS: {"schema": BINARY}}}}
 
 
 def checked_keys(keys: list[str]) -> list[str]:

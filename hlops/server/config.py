@@ -16,6 +16,7 @@ from typing import Any, Literal
 from hlops.errors import SettingsError
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
+MAX_INDEX_BYTES = 256 * 1024 * 1024  # the body of PUT /datasets/{id}/last_applied/index
 MAX_ROWS = 10_000
 _ORG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$")
 
@@ -91,6 +92,7 @@ class Settings:
     request_log: Path | None = None  # JSONL; test-only
     test_endpoints: bool = False  # the hidden /_test/* routes
     max_body_bytes: int = MAX_BODY_BYTES
+    max_index_bytes: int = MAX_INDEX_BYTES  # the last-applied index's own body limit
     max_rows: int = MAX_ROWS
 
 

@@ -19,10 +19,13 @@ from pathlib import Path
 
 from hlops.server.config import FaultConfig
 
-# Not counted as writes: the POSTs that only read (a body too big for a query string)
+# Not counted as writes: the POSTs that only read (a body too big for a query string), and
+# the last-applied index, a client's note beside a dataset that changes neither its config
+# nor its data (docs/api.md)
 NOT_WRITES = frozenset({
     "POST /datasets/{dataset_id}/digest/rows",
     "POST /datasets/{dataset_id}/digest/keys",
+    "PUT /datasets/{dataset_id}/last_applied/index",
 })
 
 

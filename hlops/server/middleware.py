@@ -7,10 +7,13 @@
 2. Test-only: a seeded fault may answer now (phase ``before``) -- the request is not
    processed.
 3. ``Content-Length`` over the body limit -> 413 before anything is read; a body without a
-   length is counted while it is read (413 as soon as it passes the limit).
+   length is counted while it is read (413 as soon as it passes the limit). The limit is
+   ``max_body_bytes``, except for the last-applied index (``PUT
+   /datasets/{id}/last_applied/index``: raw bytes, ``max_index_bytes``).
 4. ``X-API-KEY`` -> organisation (by SHA-256 digest), else 401.
 5. Test-only: the per-key rate limit -> 429 with ``Retry-After``.
-6. A body that is not JSON (by ``Content-Type``) -> 415.
+6. A body that is not JSON (by ``Content-Type``) -> 415; the index's must be
+   ``application/octet-stream`` (even an empty one).
 7. ``Idempotency-Key`` on a write (not on a POST that only reads, ``…/digest/rows`` and
    ``…/digest/keys``): a stored answer of the same method and path is replayed;
    the same key with another method or path is a 422; a twin still in flight is a 409.
@@ -23,6 +26,7 @@ Then the request is counted (``/_test/stats``) and logged (``--request-log``).
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +46,8 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 MAX_IDEMPOTENCY_KEY = 200
 READ_POSTS = ("/digest/rows", "/digest/keys")  # the ends of the paths of POSTs that only read
+OCTETS = "application/octet-stream"
+_INDEX_PATH = re.compile(r"^/datasets/[^/]+/last_applied/index$")
 
 
 def is_read_post(method: str, path: str) -> bool:
@@ -50,9 +56,24 @@ def is_read_post(method: str, path: str) -> bool:
     return method == "POST" and path.endswith(READ_POSTS)
 
 
+def is_index_put(method: str, path: str) -> bool:
+    """``PUT /datasets/{id}/last_applied/index``: a body of raw bytes, with a limit of its
+    own (``max_index_bytes``)."""
+    return method == "PUT" and _INDEX_PATH.match(path) is not None
+
+
+def body_limit(settings: Settings, method: str, path: str) -> int:
+    """The body limit of a request: the last-applied index's own, else the global one."""
+    return settings.max_index_bytes if is_index_put(method, path) else settings.max_body_bytes
+
+
+def too_large(limit: int) -> str:
+    return f"request body larger than {limit:,} bytes"
+
+
 class BodyTooLarge(HTTPException):
     def __init__(self, limit: int):
-        super().__init__(413, f"request body larger than {limit:,} bytes")
+        super().__init__(413, too_large(limit))
 
 
 @dataclass
@@ -144,9 +165,10 @@ class Gate:
                 "msg": f"an Idempotency-Key is 1-{MAX_IDEMPOTENCY_KEY} printable characters",
                 "type": "string_too_long",
             }]}), receive
-        body = await _read_body(receive, st.settings.max_body_bytes)
+        limit = body_limit(st.settings, scope["method"], scope["path"])
+        body = await _read_body(receive, limit)
         if body is None:
-            return _json(413, {"detail": f"request body larger than {st.settings.max_body_bytes:,} bytes"}), receive
+            return _json(413, {"detail": too_large(limit)}), receive
         fingerprint = hashlib.sha256(
             b"%s %s?%s\n" % (scope["method"].encode(), scope["path"].encode(), scope.get("query_string", b"")) + body
         ).hexdigest()
@@ -166,12 +188,14 @@ class Gate:
         st = self.state
         if fault is not None and fault.phase == "before":
             return fault_response(fault), None
+        method, path = scope["method"], scope["path"]
         length = headers.get("content-length")
         if length is not None:
             if not length.isdigit():
                 return _json(400, {"detail": "invalid Content-Length"}), None
-            if int(length) > st.settings.max_body_bytes:
-                return _json(413, {"detail": f"request body larger than {st.settings.max_body_bytes:,} bytes"}), None
+            limit = body_limit(st.settings, method, path)
+            if int(length) > limit:
+                return _json(413, {"detail": too_large(limit)}), None
         key = headers.get("x-api-key")
         if not key:
             return _json(401, {"detail": "missing X-API-KEY header"}), None
@@ -182,8 +206,11 @@ class Gate:
         wait = st.limiter.check(digest)
         if wait is not None:
             return _json(429, {"detail": "rate limit exceeded (test-only limit)"}, {"Retry-After": str(wait)}), None
-        if scope["method"] in BODY_METHODS and (length not in (None, "0") or "transfer-encoding" in headers):
-            ctype = headers.get("content-type", "application/json").split(";", 1)[0].strip().lower()
+        if is_index_put(method, path):
+            if _media_type(headers, "") != OCTETS:
+                return _json(415, {"detail": f"the body must be raw bytes (Content-Type: {OCTETS})"}), None
+        elif method in BODY_METHODS and (length not in (None, "0") or "transfer-encoding" in headers):
+            ctype = _media_type(headers, "application/json")
             if ctype != "application/json" and not ctype.endswith("+json"):
                 return _json(415, {"detail": "the body must be JSON (Content-Type: application/json)"}), None
         return None, org
@@ -191,7 +218,7 @@ class Gate:
     async def _run(self, scope: dict, receive: Any, send: Any, fault: Fault | None) -> int:
         """Run the route with the body counted; answer the fault instead when it is of
         phase ``after``. Returns the status sent."""
-        limit = self.state.settings.max_body_bytes
+        limit = body_limit(self.state.settings, scope["method"], scope["path"])
         seen = 0
 
         async def counted_receive() -> dict:
@@ -234,6 +261,8 @@ class Gate:
         extra = {"Idempotency-Replayed": "true"}
         if replay.etag:
             extra["ETag"] = replay.etag
+        if replay.status == 204:  # no content, no content headers
+            return 204, [(k.encode(), v.encode()) for k, v in extra.items()], b""
         return _json(replay.status, replay.body, extra)
 
     def _template(self, scope: dict) -> str:
@@ -282,6 +311,11 @@ def _replayed_body(body: bytes, receive: Any) -> Any:
         return await receive()
 
     return replayed
+
+
+def _media_type(headers: dict[str, str], default: str) -> str:
+    """The request's ``Content-Type`` without parameters, lower case (``default`` if none)."""
+    return headers.get("content-type", default).split(";", 1)[0].strip().lower()
 
 
 def _headers(scope: dict) -> dict[str, str]:

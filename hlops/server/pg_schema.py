@@ -163,7 +163,16 @@ DROP INDEX IF EXISTS datapoints_bucket;
 CREATE INDEX datapoints_part ON datapoints (dataset_id, (point & 255), id) INCLUDE (point, key, hash, annotations);
 """
 
-MIGRATIONS = {1: V1, 2: V2, 3: V3, 4: V4}
+# The datasets' last-applied indexes (hlops.server.sqlite_applied): a client's opaque blob,
+# one row a dataset, in a table of its own so that no read of a dataset row loads it.
+V5 = """
+CREATE TABLE applied_index (
+    dataset_id bigint PRIMARY KEY REFERENCES datasets(id) ON DELETE CASCADE,
+    data bytea NOT NULL
+);
+"""
+
+MIGRATIONS = {1: V1, 2: V2, 3: V3, 4: V4, 5: V5}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 

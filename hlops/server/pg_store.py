@@ -40,6 +40,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from hlops.errors import SettingsError
+from hlops.server.pg_applied import PgAppliedIndexMixin
 from hlops.server.pg_common import PgCon, PgCursor, row_factory
 from hlops.server.pg_datasets import PgDatasetsMixin
 from hlops.server.pg_digest import PgDigestMixin
@@ -63,7 +64,7 @@ def is_url(db: Any) -> bool:
     return isinstance(db, str) and db.startswith(("postgresql://", "postgres://"))
 
 
-class PgStore(PgDatasetsMixin, PgDigestMixin, PgProjectsMixin):
+class PgStore(PgDatasetsMixin, PgDigestMixin, PgAppliedIndexMixin, PgProjectsMixin):
     """A :class:`hlops.server.store.Store` in a PostgreSQL database."""
 
     IntegrityError = psycopg.errors.IntegrityError

@@ -10,12 +10,13 @@
   lose the last transactions. ``sync="full"`` fsyncs every commit and survives those too.
   Checkpoints (copying the WAL into the database) run in a background thread so a large
   upload does not stall on them.
-- **Tables** (see :data:`SCHEMA`): datasets, fields and datapoints; projects, their
-  inputs/outputs (``project_io``) and the fields they read (``project_sources``);
-  annotations; API key digests and organisations; idempotency records.
+- **Tables** (see :data:`SCHEMA`): datasets, fields and datapoints; the datasets'
+  last-applied indexes (``applied_index``); projects, their inputs/outputs
+  (``project_io``) and the fields they read (``project_sources``); annotations; API key
+  digests and organisations; idempotency records.
 
 The data work lives in mixins -- :mod:`sqlite_datasets`, :mod:`sqlite_digest`,
-:mod:`sqlite_projects`; this module holds connections, transactions, the schema,
+:mod:`sqlite_applied`, :mod:`sqlite_projects`; this module holds connections, transactions, the schema,
 organisations and idempotency.
 """
 
@@ -33,6 +34,7 @@ from typing import Any
 
 import orjson
 
+from hlops.server.sqlite_applied import AppliedIndexMixin
 from hlops.server.sqlite_datasets import DatasetsMixin
 from hlops.server.sqlite_digest import DigestMixin
 from hlops.server.sqlite_models import SqliteModels
@@ -95,6 +97,12 @@ CREATE TABLE IF NOT EXISTS datapoints (
 -- the index alone, never from the table's pages with the data.
 CREATE INDEX IF NOT EXISTS datapoints_part ON datapoints (dataset_id, (point & 255), id, point, key, hash, annotations);
 CREATE UNIQUE INDEX IF NOT EXISTS datapoints_key ON datapoints (dataset_id, key) WHERE key IS NOT NULL;
+-- A client's opaque blob beside the dataset's last_applied note (sqlite_applied.py): a
+-- table of its own, so that no read of a dataset row loads it.
+CREATE TABLE IF NOT EXISTS applied_index (
+    dataset_id INTEGER PRIMARY KEY REFERENCES datasets(id) ON DELETE CASCADE,
+    data BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS projects (
     id INTEGER PRIMARY KEY,
     org_id INTEGER NOT NULL REFERENCES orgs(id),
@@ -155,7 +163,7 @@ CREATE INDEX IF NOT EXISTS idempotency_created ON idempotency (created);
 """
 
 
-class SqliteStore(DatasetsMixin, DigestMixin, ProjectsMixin):
+class SqliteStore(DatasetsMixin, DigestMixin, AppliedIndexMixin, ProjectsMixin):
     """A :class:`hlops.server.store.Store` in one SQLite file."""
 
     IntegrityError = sqlite3.IntegrityError

@@ -38,6 +38,23 @@ def test_an_older_schema_is_upgraded_at_start(url, tmp_path):
         assert conn.execute("SELECT to_regclass('models')").fetchone()[0] == "models"
 
 
+def test_version_4_is_given_the_applied_index_table(url, tmp_path):
+    """Version 5 adds the datasets' last-applied indexes, deleted with their dataset."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        migrate(conn, target=4)
+        assert conn.execute("SELECT to_regclass('applied_index')").fetchone()[0] is None
+    with ServerProcess(tmp_path, db_url=url) as srv:
+        ds = srv.call("POST", "/datasets", json={"name": "d", "fields": [{"name": "t", "data_type": "text"}]}).json()
+        path = f"/datasets/{ds['id']}/last_applied/index"
+        r = srv.call("PUT", path, data=bytes(range(256)), headers={"Content-Type": "application/octet-stream"})
+        assert r.status_code == 204 and srv.call("GET", path).content == bytes(range(256))
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert schema_version(conn) == SCHEMA_VERSION >= 5
+        assert conn.execute("SELECT dataset_id FROM applied_index").fetchall() == [(ds["id"],)]
+        conn.execute("DELETE FROM datasets")
+        assert conn.execute("SELECT count(*) FROM applied_index").fetchone()[0] == 0
+
+
 def test_a_newer_schema_is_refused_with_a_clear_error(url, tmp_path):
     with psycopg.connect(url, autocommit=True) as conn:
         migrate(conn)

@@ -56,6 +56,10 @@ def test_same_rows_same_answers(both):
         keys = ["u-1", "10003", "nope", "10699", "10003", ""]
         calls.append(srv.call("POST", f"/datasets/{did}/digest/keys", json={"keys": keys}).json())
         calls.append(srv.call("POST", f"/datasets/{did}/digest/keys", json={"keys": ["a\x00"]}).json())
+        index = f"/datasets/{did}/last_applied/index"
+        calls.append(srv.call("GET", index).json())  # 404
+        put = srv.call("PUT", index, data=bytes(range(256)), headers={"Content-Type": "application/octet-stream"})
+        calls.append((put.status_code, srv.call("GET", index).content))
         answers.append(calls)
     lite, pg = answers
     assert lite[0][0] == 201
