@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import inspect
+import re
 from dataclasses import replace
 from typing import Annotated, Any, Callable, Literal
 
@@ -449,14 +450,46 @@ def _datasets(app: FastAPI, store: Store, settings: Settings) -> None:
 
     @app.get(
         "/datasets/{dataset_id}/last_applied/index", response_class=Response, tags=tags,
-        responses={200: {"description": "The bytes last PUT", "content": {OCTETS: {"schema": BINARY}}}},
+        responses={200: {"description": "The bytes last PUT", "content": {OCTETS: {"schema": BINARY}}},
+                   206: {"description": "The range asked for", "content": {OCTETS: {"schema": BINARY}}},
+                   416: {"description": "A range that starts past the end"}},
     )
-    def get_applied_index(dataset_id: DatasetId, org: int = Depends(org_id)) -> Response:
-        """The bytes the last `PUT .../last_applied/index` stored; 404 when there are none [ext]."""
-        return Response(store.get_applied_index(org, dataset_id), media_type=OCTETS)
+    def get_applied_index(dataset_id: DatasetId, org: int = Depends(org_id),
+                          range_: str | None = Header(None, alias="Range")) -> Response:
+        """The bytes the last `PUT .../last_applied/index` stored; 404 when there are none.
+        `Range: bytes=a-b` (or `a-`, or `-n`: the last n) answers those bytes (206, with
+        `Content-Range`); a range past the end is a 416; another form of Range (several
+        ranges, another unit) is ignored: the whole blob, 200 [ext]."""
+        wanted = byte_range(range_)
+        if wanted is None:
+            return Response(store.get_applied_index(org, dataset_id)[0], media_type=OCTETS,
+                            headers={"Accept-Ranges": "bytes"})
+        first, last = wanted
+        if first is None:  # the last `last` bytes: the size first
+            size = store.get_applied_index(org, dataset_id, 0, 0)[1]
+            first, last = max(0, size - last), size - 1
+        data, size = store.get_applied_index(org, dataset_id, first, None if last is None else last + 1)
+        if first >= size or (last is not None and last < first):
+            return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+        return Response(data, status_code=206, media_type=OCTETS,
+                        headers={"Content-Range": f"bytes {first}-{first + len(data) - 1}/{size}", "Accept-Ranges": "bytes"})
 
 
 MAX_LISTED = 50  # problems of one body listed in a 422
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+def byte_range(header: str | None) -> tuple[int | None, int | None] | None:
+    """``(first, last)`` of a single ``Range: bytes=first-last`` (RFC 9110; ``last`` None:
+    to the end; ``first`` None: ``last`` is a suffix length), or None for no Range or one
+    this server ignores (several ranges, another unit, nonsense: the whole answer)."""
+    found = _RANGE.fullmatch(header.strip()) if header else None
+    if found is None or found.group(1) == found.group(2) == "":
+        return None
+    a, b = found.group(1), found.group(2)
+    if a == "":
+        return None, int(b)
+    return int(a), int(b) if b else None
 BINARY = {"type": "string", "format": "binary"}
 
 

@@ -4,10 +4,9 @@ as the hex text of the default format."""
 
 from __future__ import annotations
 
-from typing import Any
 
 from hlops.server.pg_common import PgCon, translate
-from hlops.server.sqlite_applied import GET_INDEX, PUT_INDEX, AppliedIndexMixin
+from hlops.server.sqlite_applied import PUT_INDEX, AppliedIndexMixin
 
 
 class PgAppliedIndexMixin(AppliedIndexMixin):
@@ -16,5 +15,10 @@ class PgAppliedIndexMixin(AppliedIndexMixin):
         con.execute(PUT_INDEX.format(value="?"), (dataset_id, data))
 
     @staticmethod
-    def _index_row(con: PgCon, dataset_id: int, org: int) -> Any:
-        return con.raw(translate(GET_INDEX), (dataset_id, org), binary=True).fetchone()
+    def _index_slice(con: PgCon, dataset_id: int, start: int, stop: int) -> bytes:
+        """``substring`` of the uncompressed out-of-line value reads only its chunks."""
+        if stop <= start:
+            return b""
+        row = con.raw(translate("SELECT substring(data from ? for ?) FROM applied_index WHERE dataset_id = ?"),
+                      (start + 1, stop - start, dataset_id), binary=True).fetchone()
+        return bytes(row[0])

@@ -25,8 +25,8 @@ PUT_INDEX = (
     "INSERT INTO applied_index(dataset_id, data) VALUES (?, {value}) "
     "ON CONFLICT (dataset_id) DO UPDATE SET data = excluded.data"
 )
-GET_INDEX = (
-    "SELECT i.data FROM applied_index i JOIN datasets d ON d.id = i.dataset_id "
+SIZE_INDEX = (  # length() of a blob is read from its record header, not its pages
+    "SELECT length(i.data) FROM applied_index i JOIN datasets d ON d.id = i.dataset_id "
     "WHERE i.dataset_id = ? AND d.org_id = ?"
 )
 
@@ -42,13 +42,27 @@ class AppliedIndexMixin:
             if idem is not None:
                 self._idem_record(con, org, idem, idem.status, b"", None)
 
-    def get_applied_index(self, org: int, dataset_id: int) -> bytes:
+    def get_applied_index(self, org: int, dataset_id: int, start: int = 0,
+                          stop: int | None = None) -> tuple[bytes, int]:
+        """Bytes ``start`` up to ``stop`` (None: the end) of the dataset's index, and its
+        whole size; the caller keeps the range within it."""
         with self._read() as con:
-            row = self._index_row(con, dataset_id, org)
+            row = con.execute(SIZE_INDEX, (dataset_id, org)).fetchone()
             if row is None:
                 self._dataset(con, org, dataset_id)  # which 404: no dataset, or no index
                 raise NotFound(f"dataset {dataset_id} has no last-applied index")
-        return bytes(row[0])
+            size = row[0]
+            stop = size if stop is None else min(stop, size)
+            return self._index_slice(con, dataset_id, start, stop), size
+
+    @staticmethod
+    def _index_slice(con: Any, dataset_id: int, start: int, stop: int) -> bytes:
+        """Through SQLite's incremental blob I/O: only the pages of the range are read."""
+        if stop <= start:
+            return b""
+        with con.blobopen("applied_index", "data", dataset_id, readonly=True) as blob:
+            blob.seek(start)
+            return blob.read(stop - start)
 
     @staticmethod
     def _store_index(con: Any, dataset_id: int, data: bytes) -> None:
@@ -61,7 +75,3 @@ class AppliedIndexMixin:
         with con.blobopen("applied_index", "data", dataset_id) as blob:
             for start in range(0, len(view), PIECE):
                 blob.write(view[start:start + PIECE])
-
-    @staticmethod
-    def _index_row(con: Any, dataset_id: int, org: int) -> Any:
-        return con.execute(GET_INDEX, (dataset_id, org)).fetchone()

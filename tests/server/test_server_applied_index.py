@@ -60,6 +60,30 @@ def test_an_index_comes_back_byte_for_byte_and_a_put_replaces_it(server):
         assert got.content == data
 
 
+def test_a_range_of_an_index_is_206_with_its_content_range(server):
+    """``Range: bytes=a-b`` answers those bytes, as RFC 9110 has it: a client reads the part
+    of its index it needs first while the rest is still to come."""
+    ds = create_dataset(server, key="external_id", rows=make_rows(2))
+    data = random.Random(3).randbytes(3 * 1024 * 1024 + 11)
+    assert put_index(server, ds, data).status_code == 204
+    size = len(data)
+    for header, lo, hi in (("bytes=0-0", 0, 1), ("bytes=5-99", 5, 100), (f"bytes=1048570-{size - 1}", 1048570, size),
+                           ("bytes=2000000-", 2000000, size), ("bytes=-7", size - 7, size),
+                           (f"bytes=10-{size + 500}", 10, size), (f"bytes=-{size + 9}", 0, size)):
+        r = server.call("GET", index_path(ds), headers={"Range": header})
+        assert r.status_code == 206, (header, r.status_code, r.text[:200])
+        assert r.content == data[lo:hi], header
+        assert r.headers["Content-Range"] == f"bytes {lo}-{hi - 1}/{size}", header
+    for header in (f"bytes={size}-", f"bytes={size + 5}-{size + 9}", "bytes=9-3"):
+        r = server.call("GET", index_path(ds), headers={"Range": header})
+        assert r.status_code == 416 and r.headers["Content-Range"] == f"bytes */{size}", header
+    for header in ("bytes=0-1,5-6", "items=0-3", "bytes=-", "bytes=a-b"):  # ignored: the whole
+        r = server.call("GET", index_path(ds), headers={"Range": header})
+        assert r.status_code == 200 and r.content == data, header
+    other = server.call("GET", index_path(ds), headers={"Range": "bytes=0-3"}, other=True)
+    assert_not_found(other)
+
+
 def test_an_index_is_a_note_not_a_change_of_the_dataset(server):
     """Neither ``version`` nor ``updated_at`` moves, the digest and the listed root stay, and
     ``/_test/stats`` does not count it as a write; the next datapoint write is +1 as ever."""
