@@ -49,6 +49,7 @@ class StreamedPass:
         self._points, self._digests, self._sizes = array("Q"), bytearray(), array("I")
         self._seen = np.zeros(0, np.uint64)  # sorted key points of the committed rows (keyed)
         self.line = 0  # the line of the last row read
+        self.digests: bytearray | None = None  # a bytearray: every committed row's digest, kept
         self.done = False  # every row read
 
     def rows(self) -> Iterator[bytes]:
@@ -101,6 +102,8 @@ class StreamedPass:
             merged.sort(kind="stable")  # two sorted runs: a linear merge
             self._seen = merged
         self.acc.add(self._points, self._digests, self._sizes)
+        if self.digests is not None:
+            self.digests += self._digests
         # the generator holds these objects: empty them in place
         del self._points[:], self._sizes[:]
         self._digests.clear()

@@ -77,7 +77,10 @@ def test_record_makes_a_noop_plan_read_no_row(client, make_dataset, tmp_path):
     first = first_apply(client, ds, path)
     rec = record_of(client, ds)
     assert rec["rows"] == 3000 and rec["fingerprint"] == first.fingerprint
-    assert set(rec) == {"format", "signature", "source_sha256", "fingerprint", "rows", "buckets", "digest", "root"}
+    assert set(rec) == {"format", "signature", "source_sha256", "fingerprint", "rows", "buckets", "digest", "root",
+                        "index", "sample"}
+    assert rec["index"] == 0  # a small file: no index (hlops.providers.humanloop.data.delta.MIN_BYTES)
+    assert rec["sample"] == cache.sampled_hash(path)
     before = client.request("GET", f"/datasets/{ds}")["version"]
 
     change, rows = plan(client, ds, path)
@@ -398,3 +401,27 @@ def test_proven_version_accounts_for_the_put_answers():
     assert proven(1, [(10_000, 2, 10_000), (10_000, 3, 20_001)], 20_000) is None  # a row more
     assert proven(1, answers, 30_000) is None  # not every row of the file was sent
     assert proven(1, [(0, 2, 0)], 0) is None  # an empty batch bumps no version
+
+
+def test_other_samples_tell_an_edited_file_without_hashing_all_of_it(client, make_dataset, tmp_path, monkeypatch):
+    """The record's ``sample`` (1 MiB of the file's bytes, spread over it): an edit inside a
+    sample shows without the full SHA-256; one between samples is told by the full hash."""
+    ds = make_dataset()
+    rows = make_rows(30_000)  # ~3.5 MB: 16 samples of 64 KiB do not cover it
+    path = write_jsonl(tmp_path / "d.jsonl", rows)
+    first_apply(client, ds, path)
+    raw = client.request("GET", f"/datasets/{ds}")["last_applied"]
+    sig = applied.Record.from_json(raw).signature
+    full = []
+    monkeypatch.setattr(applied, "hashed_content", lambda p: full.append(p) or cache.hashed_content(p))
+    assert applied.matching(raw, sig, path) is not None and len(full) == 1
+    data = path.read_bytes()
+    size = len(data)
+    step = (size - cache.SAMPLE_BYTES) // (cache.SAMPLES - 1)
+    inside, between = step * 3 + 10, step * 3 + cache.SAMPLE_BYTES + 10
+    for at, hashed in ((inside, 1), (between, 2)):
+        edited = bytearray(data)
+        edited[at] = ord("x") if edited[at] != ord("x") else ord("y")
+        path.write_bytes(bytes(edited))
+        assert applied.matching(raw, sig, path) is None
+        assert len(full) == hashed, at  # inside a sample: no full hash; between: one more

@@ -214,7 +214,8 @@ class Client:
             ) from None
         return self._decode(response, method, path, create)
 
-    def _decode(self, response: requests.Response, method: str, path: str, create: bool) -> Any:
+    @staticmethod
+    def _decode(response: requests.Response, method: str, path: str, create: bool) -> Any:
         status = response.status_code
         if status == 204:
             return None
@@ -253,6 +254,36 @@ class Client:
             except (requests.exceptions.RequestException, OSError) as exc:
                 raise TransportError(f"GET {path}: the answer was cut off ({_reason(exc)})") from None
 
+    def put_bytes(self, path: str, data: Any) -> None:
+        """``PUT`` a binary body (``application/octet-stream``; bytes, or a file-like object
+        with ``len``, ``seek`` and ``tell``): the last-applied index."""
+        self._check_stopped("PUT", path)
+        self.calls.add("PUT", len(data))
+        headers = {"Content-Type": "application/octet-stream", "Idempotency-Key": uuid.uuid4().hex}
+        try:
+            response = self._session(False).put(self.base_url + path, data=data, headers=headers,
+                                                timeout=self.options.timeout)
+        except requests.exceptions.RetryError as exc:
+            raise TransportError(f"PUT {path}: gave up after retries ({_reason(exc)})") from None
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            raise TransportError(f"PUT {path}: cannot reach {self.base_url} ({_reason(exc)})") from None
+        self._decode(response, "PUT", path, False)
+
+    def get_bytes(self, path: str) -> bytearray | None:
+        """A binary answer whole (see :meth:`download`); None for a 404."""
+        found = self.download(path)
+        return found.buffer if found.wait(None) else None
+
+    def download(self, path: str, start: int = 0, stop: int | None = None) -> Download:
+        """Start a binary ``GET`` read by a background thread into one buffer of its
+        ``Content-Length`` (no copy of tens of MB joined from chunks): the first bytes can be
+        used while the rest arrives (:meth:`Download.wait`). With ``start``/``stop``: those
+        bytes only (``Range``; the server must answer 206 with them)."""
+        self._check_stopped("GET", path)
+        self.calls.add("GET", 0)
+        ranged = (start, stop) if start or stop is not None else None
+        return Download(self._session(False), self.base_url, path, self.options.timeout, ranged)
+
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params=params or None)
 
@@ -268,6 +299,102 @@ class Client:
             cursor = page.get("next_cursor")
             if not cursor:
                 return
+
+
+class Download:
+    """A binary answer arriving in a background thread (:meth:`Client.download`).
+
+    :meth:`wait` blocks until the first ``n`` bytes are in :attr:`buffer` (preallocated,
+    never resized: views of what arrived stay valid). A 404 is an answer of no bytes
+    (:attr:`missing`); another error status, or an answer cut off, raises from
+    :meth:`wait`."""
+
+    PIECE = 1 << 20
+
+    def __init__(self, session: requests.Session, base_url: str, path: str, timeout: Any,
+                 ranged: tuple[int, int | None] | None = None):
+        self.path = path
+        self._headers = {}
+        if ranged is not None:
+            first, stop = ranged
+            self._headers["Range"] = f"bytes={first}-{'' if stop is None else stop - 1}"
+        self.buffer = bytearray()
+        self.size: int | None = None
+        self.missing = False
+        self._got = 0
+        self._error: BaseException | None = None
+        self._cancelled = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, args=(session, base_url, timeout),
+                                        name="hlops-download", daemon=True)
+        self._thread.start()
+
+    def _run(self, session: requests.Session, base_url: str, timeout: Any) -> None:
+        path = self.path
+        try:
+            try:
+                response = session.get(base_url + path, timeout=timeout, stream=True, headers=self._headers)
+            except requests.exceptions.RetryError as exc:
+                raise TransportError(f"GET {path}: gave up after retries ({_reason(exc)})") from None
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+                raise TransportError(f"GET {path}: cannot reach {base_url} ({_reason(exc)})") from None
+            with response:
+                if response.status_code == 404:
+                    self.missing = True
+                    return
+                if response.status_code >= 400:
+                    Client._decode(response, "GET", path, False)
+                if self._headers and response.status_code != 206:  # a server without ranges
+                    self.missing = True
+                    return
+                try:
+                    size = int(response.headers.get("Content-Length", ""))
+                except ValueError:
+                    size = -1
+                if size < 0:
+                    data = response.content
+                    with self._cond:
+                        self.buffer, self.size, self._got = bytearray(data), len(data), len(data)
+                    return
+                with self._cond:
+                    self.buffer, self.size = bytearray(size), size
+                view = memoryview(self.buffer)
+                try:
+                    while self._got < size and not self._cancelled:
+                        n = response.raw.readinto(view[self._got:self._got + self.PIECE])
+                        if not n:
+                            break
+                        with self._cond:
+                            self._got += n
+                            self._cond.notify_all()
+                except (requests.exceptions.RequestException, OSError) as exc:
+                    raise TransportError(f"GET {path}: the answer was cut off ({_reason(exc)})") from None
+                if self._got != size and not self._cancelled:
+                    raise TransportError(f"GET {path}: the answer was cut off ({self._got:,} of {size:,} bytes)")
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            self._error = exc
+        finally:
+            with self._cond:
+                self._done = True
+                self._cond.notify_all()
+
+    _done = False
+
+    def wait(self, n: int | None) -> bool:
+        """Whether the first ``n`` bytes (None: all) arrived; False for a 404 or a shorter
+        answer. Raises what the download raised."""
+        with self._cond:
+            while not self._done and (self.size is None or self._got < (self.size if n is None else n)):
+                self._cond.wait()
+        if self._error is not None:
+            raise self._error
+        if self.missing or self.size is None:
+            return False
+        return self._got >= (self.size if n is None else min(n, self.size)) and (n is None or n <= self.size)
+
+    def cancel(self) -> None:
+        """Stop reading (the buffer keeps what arrived)."""
+        self._cancelled = True
 
 
 def _error_class(status: int) -> type[ApiError]:

@@ -29,7 +29,7 @@ from typing import Any
 
 from hlops import canonical
 from hlops.providers.humanloop.client import Client
-from hlops.providers.humanloop.data import applied
+from hlops.providers.humanloop.data import applied, delta
 from hlops.data.cache import RateStore, file_state, signature
 from hlops.data.compare import coarse_level
 from hlops.data.summary import summary_signature
@@ -73,12 +73,18 @@ def _handle(change: DataChange) -> tuple[DataDiff, str] | None:
 
 def vouched(last_applied: Any, fields: dict[str, str], key: str | None, rows: RowSource,
             source: str | None) -> bool:
-    """Whether a dataset's ``last_applied`` record was written for these very bytes of the
-    data file ``source`` under these fields, key and checks: those bytes passed every check
-    when they were applied, so :func:`prepare` need not read them again."""
+    """Whether the planner's check of the data file ``source`` (:func:`prepare`, a pass over
+    every row) can be left out: the dataset's ``last_applied`` record was written for these
+    very bytes under these fields, key and checks (they passed every check when they were
+    applied), or it has an index for a delta plan, which checks the rows that changed
+    itself -- and, when it falls back on the full comparison, every row, in that pass."""
     if source is None or not last_applied:
         return False
-    return applied.matching(last_applied, summary_signature(fields, key, rows), Path(source)) is not None
+    sig = summary_signature(fields, key, rows)
+    if delta.usable(last_applied, sig, key, rows, source):
+        delta.prefetch(source)  # the plan's first step will want them
+        return True
+    return applied.matching(last_applied, sig, Path(source)) is not None
 
 
 def plan_data(
@@ -197,10 +203,19 @@ def apply_data(
             state=diff.source_state, read_at=diff.source_read_at, fingerprint=diff.fingerprint,
             rows=diff.local_rows, buckets=coarse_level(diff.local_rows), local_hash=diff.local_hash,
             reread=lambda: summarise(rereader(rows), key, where).fingerprint,
+            index=_index_after(client, dataset_id, diff),
         )
     if cache_dir is not None:
         RateStore(cache_dir).put(client.base_url, report.rows, report.bytes_sent, report.calls, report.seconds)
     return report
+
+
+def _index_after(client: Client, dataset_id: int, diff: DataDiff) -> Callable[[str], int] | None:
+    """After a delta plan's apply: what stores the file's new index with the record."""
+    if diff.delta is None:
+        return None
+    found = diff.delta
+    return lambda sha256: delta.upload_index(client, dataset_id, found.index_after(sha256, diff.fingerprint))
 
 
 def _report(up: Uploader, reused: bool) -> DataReport:

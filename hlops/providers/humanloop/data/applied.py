@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from hlops.providers.humanloop.client import Client
-from hlops.data.cache import content_hash, file_state, hashed_content, racy
+from hlops.data.cache import content_hash, file_state, hashed_content, racy, sampled_hash
 from hlops.providers.humanloop.data.digest import RemoteDigest, items_hash, read_digest
 from hlops.errors import ApiError, HlopsError
 
@@ -72,6 +72,8 @@ class Record:
     buckets: int
     digest: str
     root: str = ""  # "": a record written before the root existed (checked by `digest` only)
+    index: int = 0  # bytes of the index stored beside it (hlops.data.index; 0: none)
+    sample: str = ""  # hlops.data.cache.sampled_hash of the file ("": a record made before it)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,8 +87,8 @@ class Record:
             rec = cls(**{name: raw[name] for name in cls.__dataclass_fields__ if name in raw})
         except TypeError:  # a member missing
             return None
-        strings = (rec.signature, rec.source_sha256, rec.fingerprint, rec.digest, rec.root)
-        if not all(type(s) is str for s in strings) or not all(type(n) is int for n in (rec.rows, rec.buckets)):
+        strings = (rec.signature, rec.source_sha256, rec.fingerprint, rec.digest, rec.root, rec.sample)
+        if not all(type(s) is str for s in strings) or not all(type(n) is int for n in (rec.rows, rec.buckets, rec.index)):
             return None
         return rec
 
@@ -96,6 +98,8 @@ def matching(raw: Any, signature: str, path: Path) -> tuple[Record, dict] | None
     signature: the file passed every check when it was applied, and would again."""
     rec = Record.from_json(raw)
     if rec is None or rec.signature != signature:
+        return None
+    if rec.sample and sampled_hash(path) != rec.sample:  # other bytes, told by 1 MiB of them
         return None
     hashed = hashed_content(path)
     if hashed is None or hashed[0] != rec.source_sha256:
@@ -139,7 +143,7 @@ def proven_version(v0: object, answers: Sequence[tuple[int, object, object]], ro
 def note(client: Client, dataset_id: int, key: str | None, *, signature: str, path: Path,
          state: dict | None, read_at: float, fingerprint: str, rows: int, buckets: int,
          local_hash: str, reread: Callable[[], str], proven: Proven | None = None,
-         read_sha256: str | None = None) -> bool:
+         read_sha256: str | None = None, index: Callable[[str], int] | None = None) -> bool:
     """Write the record after an upload (see the module docstring); False when the facts
     do not allow it (the next plan then compares rows, as without a record).
 
@@ -158,7 +162,14 @@ def note(client: Client, dataset_id: int, key: str | None, *, signature: str, pa
     ``read_sha256``: the SHA-256 of the very bytes the summary's rows were read from (a
     streamed pass hashes them as it reads); then the file is not read again, racy or not:
     whatever it holds now, the record ties those bytes to those rows, and a later edit of
-    the file shows as other bytes to the next plan."""
+    the file shows as other bytes to the next plan.
+
+    ``index(sha256)`` stores the file's index (:mod:`hlops.data.index`) for the bytes of
+    that SHA-256 and answers its size (0: none stored), noted in the record: the next plan
+    of an edit of the file may then be a delta
+    (:mod:`~hlops.providers.humanloop.data.delta`). It is stored before the record, which
+    names it: an index whose record was not written (a 412) names other bytes than the
+    next record does, and is not used."""
     if state is None:
         return False
     if read_sha256 is not None:
@@ -176,7 +187,11 @@ def note(client: Client, dataset_id: int, key: str | None, *, signature: str, pa
         root, version = root_hash(digest.counts, digest.xor), digest.version
     else:
         root, version = proven.root, proven.version
-    record = Record(FORMAT, signature, hashed[0], fingerprint, rows, buckets, local_hash, root)
+    sample = sampled_hash(path)
+    if sample is None or file_state(path) != state:
+        return False
+    stored = index(hashed[0]) if index is not None else 0
+    record = Record(FORMAT, signature, hashed[0], fingerprint, rows, buckets, local_hash, root, stored, sample)
     try:
         client.request("PATCH", f"/datasets/{dataset_id}", body={FIELD: record.to_json()},
                        if_match=version)

@@ -35,7 +35,7 @@ from hlops.data.local import (
 )
 from hlops.data.summary import load_summary, summary_signature
 from hlops.providers.humanloop.client import Client
-from hlops.providers.humanloop.data import applied
+from hlops.providers.humanloop.data import applied, delta
 from hlops.providers.humanloop.data.digest import (
     RemoteDigest, items_hash, read_all_rows, read_bucket_rows, read_digest, read_rows_of,
 )
@@ -80,7 +80,8 @@ class DataDiff:
     local_hash: str = ""  # items hash of the local summary folded to coarse_level(local_rows)
     local_dup: bool = False  # a fine bucket holds repeated rows (keyless): no record then
     dataset_id: int | None = None
-    decided_by: str = "digest"  # "last_applied" | "digest" | "new" (no remote dataset)
+    decided_by: str = "digest"  # "last_applied" | "index" | "digest" | "new" (no remote dataset)
+    delta: Any = None  # a delta plan's (hlops.providers.humanloop.data.delta.Delta): the next index
 
     # -- counts -------------------------------------------------------------------------
     @property
@@ -194,10 +195,21 @@ def derive(
     n_ex = N_EXAMPLES if show_data else 0
     read = None  # a remote digest already read, reused below when at the same level
     if client is not None and dataset_id is not None and source is not None and last_applied:
-        trusted, read = _from_record(client, dataset_id, key, fields, rows, source, last_applied, prune, n_ex,
-                                     listed)
-        if trusted is not None:
-            return trusted
+        begun = delta.begin(client, dataset_id, last_applied, summary_signature(fields, key, rows), key, rows,
+                            source)
+        try:
+            trusted, read = _from_record(client, dataset_id, key, fields, rows, source, last_applied, prune,
+                                         n_ex, listed)
+            if trusted is not None:
+                return trusted
+            if begun is not None and key is not None:
+                found = _from_index(client, dataset_id, key, fields, rows, source, last_applied, listed,
+                                    prune, n_ex, begun, parallelism)
+                if found is not None:
+                    return found
+        finally:
+            if begun is not None:
+                begun.cancel()
     summary, state, read_at = load_summary(rows, fields, key, source, cache_dir, where)
     diff = DataDiff(
         fingerprint=summary.fingerprint, local_rows=summary.count, remote_rows=0, key=key,
@@ -352,6 +364,27 @@ def _from_record(
         dataset_id=dataset_id, decided_by="last_applied",
     )
     return diff, digest
+
+
+def _from_index(
+    client: Client, dataset_id: int, key: str, fields: dict[str, str], rows: RowSource, source: str,
+    last_applied: Any, listed: Any, prune: bool, n_examples: int, begun: Any, parallelism: int,
+) -> DataDiff | None:
+    """The diff of a delta plan (:mod:`~hlops.providers.humanloop.data.delta`), or None."""
+    out = delta.derive_delta(client, dataset_id, key, rows, source, last_applied, listed, prune,
+                             n_examples, begun, parallelism)
+    if out is None:
+        return None
+    diff = DataDiff(
+        fingerprint=out.fingerprint, local_rows=out.local_rows, remote_rows=out.remote_rows,
+        key=key, prune=prune, add_all=np.zeros(FINE, bool), add_all_rows=0, add_all_bytes=0,
+        rows=out.rows, buckets=out.coarse, coarse=out.coarse, coarse_hash=out.coarse_hash,
+        remote_version=out.remote_version, remote_rows_read=out.remote_rows_read,
+        source_state=out.state, source_read_at=out.read_at, signature=summary_signature(fields, key, rows),
+        local_hash=out.local_hash, dataset_id=dataset_id, decided_by="index", delta=out.delta,
+    )
+    _sort_rows(diff.rows)
+    return diff
 
 
 def _settle_add_all(diff: DataDiff, summary: LocalSummary, cat: np.ndarray) -> None:
