@@ -43,7 +43,7 @@ WORDS = ("alpha", "bravo", "delta", "echo", "kilo", "lima", "oscar", "tango", "z
 # --------------------------------------------------------------------------- the tree
 
 
-READ_POSTS = ("/digest/rows",)  # POST paths that only read (docs/api.md): not writes
+READ_POSTS = ("/digest/rows", "/digest/keys")  # POST paths that only read (docs/api.md): not writes
 
 
 def is_write(method: str, path: str) -> bool:

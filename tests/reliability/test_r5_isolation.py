@@ -75,6 +75,7 @@ def body_for(method: str, template: str, rig) -> dict | None:
         ("PATCH", "/datasets/{dataset_id}/datapoints"): {"data": [{"id": dp[1], "data": {"id": "1", "text": "b was here"}}]},
         ("POST", "/datasets/{dataset_id}/datapoints/delete"): {"ids": dp[:3]},
         ("POST", "/datasets/{dataset_id}/digest/rows"): {"buckets": 4, "which": [0, 1]},
+        ("POST", "/datasets/{dataset_id}/digest/keys"): {"keys": ["1", "2"]},
         ("PATCH", "/projects/{project_id}"): {"guidelines": "changed by b"},
         ("POST", "/projects/{project_id}/annotations"): {"datapoint_id": dp[2], "output": "label", "value": "neg"},
         ("POST", "/projects/{project_id}/predict"): {"data": [{"text": "x"}]},
@@ -100,9 +101,12 @@ def test_every_id_operation_answers_404_as_for_a_missing_id(rig, record):
     failures, tried = [], 0
     for method, template in ops:
         for query, _ in variants if method == "DELETE" and "dataset" in template else variants[:1]:
-            body = body_for(method, template, rig)
-            foreign = rig["b"].call(method, template.format(**a_ids) + query, json=body)
-            missing = rig["b"].call(method, template.format(**never) + query, json=body)
+            sent: dict = {"json": body_for(method, template, rig)}
+            if template.endswith("/last_applied/index"):  # raw bytes, not JSON
+                sent = {"data": b"an index" if method == "PUT" else None,
+                        "headers": {"Content-Type": "application/octet-stream"}}
+            foreign = rig["b"].call(method, template.format(**a_ids) + query, **sent)
+            missing = rig["b"].call(method, template.format(**never) + query, **sent)
             tried += 1
             what = f"{method} {template}{query}"
             if foreign.status_code != 404:
