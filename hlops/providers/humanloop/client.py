@@ -259,7 +259,9 @@ class Client:
         with ``len``, ``seek`` and ``tell``): the last-applied index."""
         self._check_stopped("PUT", path)
         self.calls.add("PUT", len(data))
-        headers = {"Content-Type": "application/octet-stream", "Idempotency-Key": uuid.uuid4().hex}
+        # no Idempotency-Key: a PUT of the same bytes again leaves the same state (and the
+        # server would read and hash the whole body once more to fingerprint it)
+        headers = {"Content-Type": "application/octet-stream"}
         try:
             response = self._session(False).put(self.base_url + path, data=data, headers=headers,
                                                 timeout=self.options.timeout)

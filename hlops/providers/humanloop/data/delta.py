@@ -368,9 +368,12 @@ def start_for_apply(key: str | None, rows: RowSource, source: str | None) -> lin
 
 
 def index_noter(client: Client, dataset_id: int, printing: lineprints.Printing | None,
-                summary: Any, digests: bytearray | None) -> Callable[[str], int] | None:
+                summary: Any, digests: bytearray | None, read_sha256: str | None) -> Callable[[str], int] | None:
     """What :func:`~hlops.providers.humanloop.data.applied.note` calls to store the index of
-    a file a streamed apply sent: its prints, and the pass's key points and digests."""
+    a file a streamed apply sent: its prints, and the pass's key points and digests. Called
+    when the pass is over: with the SHA-256 of the bytes it read, the index is sent at once,
+    in a thread, while the last batches are in flight (it names those bytes: the record
+    noted after, for the same bytes, finds it)."""
     if printing is None or digests is None or summary.points is None or not 0 < summary.count <= MAX_ROWS:
         return None
 
@@ -384,7 +387,17 @@ def index_noter(client: Client, dataset_id: int, printing: lineprints.Printing |
         index = ix.index_of(prints, summary.points, digest_rows, source_sha256, summary.fingerprint, counts, xor)
         return upload_index(client, dataset_id, index) if index is not None else 0
 
-    return store
+    if read_sha256 is None:
+        return store
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hlops-index")
+    early = pool.submit(store, read_sha256)
+    pool.shutdown(wait=False)
+
+    def stored(source_sha256: str) -> int:
+        size = early.result()
+        return size if source_sha256 == read_sha256 else store(source_sha256)
+
+    return stored
 
 
 def upload_index(client: Client, dataset_id: int, index: ix.Index) -> int:

@@ -93,6 +93,7 @@ def apply_streamed(
                 elif file_state(path) == state:
                     remember_content(state, read_sha256, read_at)
                 summary = stream.summary()
+                index = delta.index_noter(client, dataset_id, printing, summary, stream.digests, read_sha256)
                 sig = summary_signature(fields, key, rows)
                 if cache_dir is not None and state["size"] >= CACHE_MIN_BYTES:
                     SummaryCache(cache_dir).save(path, sig, state, summary, read_at)
@@ -124,7 +125,7 @@ def apply_streamed(
                 local_hash=items_hash(counts, xor),
                 reread=lambda: summarise(rereader(rows), key, where).fingerprint,
                 proven=_proven(remote.version, up, summary.count, counts, xor), read_sha256=read_sha256,
-                index=delta.index_noter(client, dataset_id, printing, summary, stream.digests),
+                index=index,
             )
         if cache_dir is not None:
             RateStore(cache_dir).put(client.base_url, report.rows, report.bytes_sent, report.calls, report.seconds)
