@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import socket
 import uuid
 from typing import Any
 
@@ -131,3 +132,19 @@ def assert_validation(r, *locs: tuple) -> list[dict]:
         assert any(g[:len(loc)] == loc for g in got), (loc, got)
     assert CANARY not in r.text
     return detail
+
+
+def raw_request(server, head: str, body: bytes = b"") -> tuple[int, bytes]:
+    """Send ``head`` (request line and headers) and ``body`` as they are, on a socket of
+    its own: what a client library would not send (a length it does not keep to, no body at
+    all). The status and the bytes read up to the end of the answer's headers."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(head.encode() + b"\r\n\r\n" + body)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    status = int(data.split(b" ", 2)[1])
+    return status, data

@@ -6,13 +6,12 @@ limit of its own, deleted with its dataset."""
 from __future__ import annotations
 
 import random
-import socket
 import sqlite3
 import uuid
 
 import psycopg
 import pytest
-from srv_helpers import assert_validation, create_dataset, make_rows, paginate
+from srv_helpers import assert_validation, create_dataset, make_rows, paginate, raw_request
 
 from support.postgres import db_url_for, drop_database
 from support.server import ServerProcess
@@ -152,18 +151,6 @@ def test_an_index_is_raw_bytes_by_its_content_type(server, ctype):
     assert r.status_code == 204
 
 
-def raw_status(srv, head: str, body: bytes = b"") -> int:
-    with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as sock:
-        sock.sendall(head.encode() + b"\r\n\r\n" + body)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    return int(data.split(b" ", 2)[1])
-
-
 @pytest.fixture
 def small_limit(tmp_path, store):
     """A server whose index may be at most 1,000 bytes (``--max-index-bytes``)."""
@@ -184,7 +171,7 @@ def test_an_index_over_its_limit_is_413_and_other_bodies_keep_theirs(small_limit
     assert r.status_code == 413 and "1,000 bytes" in r.json()["detail"]
     head = (f"PUT {index_path(ds)} HTTP/1.1\r\nHost: x\r\nX-API-KEY: {srv.api_key}\r\n"
             "Content-Type: application/octet-stream\r\nContent-Length: 5000")
-    assert raw_status(srv, head) == 413  # answered from the headers, no body sent
+    assert raw_request(srv, head)[0] == 413  # answered from the headers, no body sent
     r = put_index(srv, ds, (b"z" * 400 for _ in range(5)))  # chunked: counted while read
     assert r.status_code == 413
     r = put_index(srv, ds, (b"z" * 400 for _ in range(2)), headers={"Idempotency-Key": uuid.uuid4().hex})

@@ -3,11 +3,10 @@ content types, huge bodies) answered with a 4xx -- never a 5xx, never a tracebac
 
 from __future__ import annotations
 
-import socket
 import uuid
 
 import pytest
-from srv_helpers import assert_validation, create_dataset, field_list, make_rows, uniq
+from srv_helpers import assert_validation, create_dataset, field_list, make_rows, raw_request, uniq
 
 
 def idem(key=None):
@@ -110,19 +109,6 @@ def test_json_variants(server, ds_id):
     r = server.call("PUT", f"/datasets/{ds_id}", data='{"data": [{"text": "caf\u00e9 \u2603"}]}'.encode(),
                     headers={"Content-Type": "application/json; charset=utf-8"})
     assert r.status_code == 200
-
-
-def raw_request(server, head: str, body: bytes = b"") -> tuple[int, bytes]:
-    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
-        sock.sendall(head.encode() + b"\r\n\r\n" + body)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    status = int(data.split(b" ", 2)[1])
-    return status, data
 
 
 def test_content_length_over_limit_is_413_before_reading(server, ds_id):

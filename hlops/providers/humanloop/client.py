@@ -326,6 +326,7 @@ class Download:
         self._got = 0
         self._error: BaseException | None = None
         self._cancelled = False
+        self._done = False
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, args=(session, base_url, timeout),
                                         name="hlops-download", daemon=True)
@@ -379,8 +380,6 @@ class Download:
             with self._cond:
                 self._done = True
                 self._cond.notify_all()
-
-    _done = False
 
     def wait(self, n: int | None) -> bool:
         """Whether the first ``n`` bytes (None: all) arrived; False for a 404 or a shorter
