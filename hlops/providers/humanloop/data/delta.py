@@ -54,10 +54,20 @@ from hlops.providers.humanloop.data import applied
 from hlops.providers.humanloop.data.digest import items_hash, read_rows_of
 
 MIN_BYTES = 8 << 20  # smaller files: the full pass takes about as long as the workers' start
+MIN_BYTES_ENV = "HLOPS_DELTA_MIN_BYTES"  # a whole number overrides it (tests: 0)
 MAX_ROWS = 2_000_000  # the index is 48 bytes a row, held whole by a plan: ~96 MB at most
 MAX_READ_SHARE = 0.25  # more rows than this to read: the full comparison reads fewer
 KEYS_BATCH = 5_000  # keys a POST .../digest/keys (at most 10,000)
 INDEX_PATH = "/datasets/{id}/last_applied/index"
+
+
+def min_bytes() -> int:
+    """:data:`MIN_BYTES`, or ``HLOPS_DELTA_MIN_BYTES`` when set to a whole number."""
+    raw = os.environ.get(MIN_BYTES_ENV, "").strip()
+    try:
+        return max(0, int(raw)) if raw else MIN_BYTES
+    except ValueError:
+        return MIN_BYTES
 
 
 def usable(last_applied: Any, signature: str, key: str | None, rows: RowSource, source: str | None) -> bool:
@@ -72,7 +82,7 @@ def usable(last_applied: Any, signature: str, key: str | None, rows: RowSource, 
     if file is None or format_of(file.path) != "jsonl":
         return False
     try:
-        return Path(source).stat().st_size >= MIN_BYTES
+        return Path(source).stat().st_size >= min_bytes()
     except OSError:
         return False
 
@@ -360,7 +370,7 @@ def start_for_apply(key: str | None, rows: RowSource, source: str | None) -> lin
     if key is None or source is None or file is None or format_of(file.path) != "jsonl":
         return None
     try:
-        if Path(source).stat().st_size < MIN_BYTES:
+        if Path(source).stat().st_size < min_bytes():
             return None
         return lineprints.start(source, workers=1, nice=10)
     except OSError:
