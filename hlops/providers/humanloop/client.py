@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,20 +198,10 @@ class Client:
         if if_match is not None:
             headers["If-Match"] = str(if_match)
         self.calls.add(method, len(data or b""))
-        url = self.base_url + path
-        try:
-            response = self._session(create).request(
-                method, url, params=params, data=data, headers=headers,
-                timeout=self.options.timeout,
-            )
-        except requests.exceptions.RetryError as exc:
-            raise TransportError(f"{method} {path}: gave up after retries ({_reason(exc)})") from None
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-            if create:
-                raise AmbiguousCreate(f"{method} {path}: {_reason(exc)}") from None
-            raise TransportError(
-                f"{method} {path}: cannot reach {self.base_url} ({_reason(exc)})"
-            ) from None
+        response = _sent(lambda: self._session(create).request(
+            method, self.base_url + path, params=params, data=data, headers=headers,
+            timeout=self.options.timeout,
+        ), method, path, self.base_url, create)
         return self._decode(response, method, path, create)
 
     @staticmethod
@@ -236,14 +226,9 @@ class Client:
         cut off midway raises :class:`~hlops.errors.TransportError`."""
         self._check_stopped("GET", path)
         self.calls.add("GET", 0)
-        try:
-            response = self._session(False).get(
-                self.base_url + path, params=params or None, timeout=self.options.timeout, stream=True,
-            )
-        except requests.exceptions.RetryError as exc:
-            raise TransportError(f"GET {path}: gave up after retries ({_reason(exc)})") from None
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-            raise TransportError(f"GET {path}: cannot reach {self.base_url} ({_reason(exc)})") from None
+        response = _sent(lambda: self._session(False).get(
+            self.base_url + path, params=params or None, timeout=self.options.timeout, stream=True,
+        ), "GET", path, self.base_url)
         with response:
             if response.status_code >= 400:
                 self._decode(response, "GET", path, False)
@@ -262,13 +247,9 @@ class Client:
         # no Idempotency-Key: a PUT of the same bytes again leaves the same state (and the
         # server would read and hash the whole body once more to fingerprint it)
         headers = {"Content-Type": "application/octet-stream"}
-        try:
-            response = self._session(False).put(self.base_url + path, data=data, headers=headers,
-                                                timeout=self.options.timeout)
-        except requests.exceptions.RetryError as exc:
-            raise TransportError(f"PUT {path}: gave up after retries ({_reason(exc)})") from None
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-            raise TransportError(f"PUT {path}: cannot reach {self.base_url} ({_reason(exc)})") from None
+        response = _sent(lambda: self._session(False).put(
+            self.base_url + path, data=data, headers=headers, timeout=self.options.timeout,
+        ), "PUT", path, self.base_url)
         self._decode(response, "PUT", path, False)
 
     def get_bytes(self, path: str) -> bytearray | None:
@@ -335,12 +316,8 @@ class Download:
     def _run(self, session: requests.Session, base_url: str, timeout: Any) -> None:
         path = self.path
         try:
-            try:
-                response = session.get(base_url + path, timeout=timeout, stream=True, headers=self._headers)
-            except requests.exceptions.RetryError as exc:
-                raise TransportError(f"GET {path}: gave up after retries ({_reason(exc)})") from None
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-                raise TransportError(f"GET {path}: cannot reach {base_url} ({_reason(exc)})") from None
+            response = _sent(lambda: session.get(base_url + path, timeout=timeout, stream=True, headers=self._headers),
+                             "GET", path, base_url)
             with response:
                 if response.status_code == 404:
                     self.missing = True
@@ -396,6 +373,21 @@ class Download:
     def cancel(self) -> None:
         """Stop reading (the buffer keeps what arrived)."""
         self._cancelled = True
+
+
+def _sent(send: Callable[[], requests.Response], method: str, path: str, base_url: str,
+          create: bool = False) -> requests.Response:
+    """``send()``'s response; a transport failure as :class:`~hlops.errors.TransportError`
+    (retries given up, the server unreachable or too slow), or, for a ``create`` that may
+    have landed, :class:`~hlops.errors.AmbiguousCreate`."""
+    try:
+        return send()
+    except requests.exceptions.RetryError as exc:
+        raise TransportError(f"{method} {path}: gave up after retries ({_reason(exc)})") from None
+    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+        if create:
+            raise AmbiguousCreate(f"{method} {path}: {_reason(exc)}") from None
+        raise TransportError(f"{method} {path}: cannot reach {base_url} ({_reason(exc)})") from None
 
 
 def _error_class(status: int) -> type[ApiError]:
