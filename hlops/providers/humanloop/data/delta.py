@@ -26,7 +26,6 @@ over every row and ~140,000 remote rows (docs/performance.md, part J).
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import time
@@ -45,7 +44,7 @@ from hlops.data import lineprints
 from hlops.data import index as ix
 from hlops.data.cache import file_state
 from hlops.data.compare import RowDiff, coarse_level, compare_keyed, remote_point
-from hlops.data.local import FINE, FINE_MASK, LocalRow, RowSource
+from hlops.data.local import FINE, FINE_MASK, LocalRow, RowSource, row_digest, row_key
 from hlops.datafile import RowChecker, common_row_test, exact_row_test
 from hlops.datareaders import format_of
 from hlops.errors import ApiError, TransportError
@@ -74,12 +73,15 @@ def usable(last_applied: Any, signature: str, key: str | None, rows: RowSource, 
     """Whether a plan of ``source`` may be a delta (the record has an index, is for these
     fields, key and checks; a big keyed JSONL data file), before anything is read."""
     rec = applied.Record.from_json(last_applied)
-    if rec is None or rec.index <= 0 or rec.signature != signature or key is None or source is None:
+    if rec is None or rec.index <= 0 or rec.signature != signature or key is None:
         return False
-    if not 0 < rec.rows <= MAX_ROWS:
-        return False
+    return 0 < rec.rows <= MAX_ROWS and _big_jsonl(rows, source)
+
+
+def _big_jsonl(rows: RowSource, source: str | None) -> bool:
+    """A JSONL data file of :func:`min_bytes` or more: its prints pay off."""
     file = getattr(rows, "checked_file", lambda: None)()
-    if file is None or format_of(file.path) != "jsonl":
+    if source is None or file is None or format_of(file.path) != "jsonl":
         return False
     try:
         return Path(source).stat().st_size >= min_bytes()
@@ -275,8 +277,7 @@ def _read_rows(file: Any, key: str, prints: lineprints.LinePrints, m: ix.Match, 
     checker = RowChecker(file.fields, key, file.span_texts, file.display, duplicates=False)
     plain = checker.plain_rows()
     exact, common = exact_row_test(plain, key), common_row_test(plain, key)
-    loads, dumps, sort_keys, decode_error = orjson.loads, orjson.dumps, orjson.OPT_SORT_KEYS, orjson.JSONDecodeError
-    sha256, from_bytes, key_text = hashlib.sha256, int.from_bytes, canonical.key_text
+    loads, decode_error, key_point = orjson.loads, orjson.JSONDecodeError, canonical.key_point
     batch: list[str] = []
     # one pread a row: a mmap of the file would count every page it touched (about all of
     # them, with the kernel's fault-around) in the plan's RSS
@@ -296,14 +297,11 @@ def _read_rows(file: Any, key: str, prints: lineprints.LinePrints, m: ix.Match, 
                 row = checker.check(line + 1, row)
                 if row is None:
                     return None
-            cj = dumps(row, option=sort_keys)
-            digest = sha256(cj).digest()
-            kt = row.get(key)
-            if type(kt) is not str:
-                kt = key_text(row, key, "")
+            cj, digest = row_digest(row)  # not inlined as in the passes over every row: a few
+            kt = row_key(row, key, digest)  # thousand rows here, the calls cost nothing
             if kt is None or kt in local:
                 return None
-            p = from_bytes(sha256(kt.encode()).digest()[:8], "big")
+            p = key_point(kt)
             local[kt] = LocalRow(ordinal, line + 1, p, len(cj), digest)
             points.append(p)
             digests += digest
@@ -366,12 +364,9 @@ def start_for_apply(key: str | None, rows: RowSource, source: str | None) -> lin
     """The prints of a file that a streamed apply sends whole, for the index it notes with
     the record: one worker at a lower priority, beside the pass and the uploads (a server on
     the same machine needs the cores more)."""
-    file = getattr(rows, "checked_file", lambda: None)()
-    if key is None or source is None or file is None or format_of(file.path) != "jsonl":
+    if key is None or not _big_jsonl(rows, source):
         return None
     try:
-        if Path(source).stat().st_size < min_bytes():
-            return None
         return lineprints.start(source, workers=1, nice=10)
     except OSError:
         return None
