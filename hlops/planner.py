@@ -8,13 +8,12 @@ for every dataset with data.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hlops import __version__
+from hlops import __version__, envknobs
 from hlops.diff import Desired, Options, diff
 from hlops.errors import HlopsError
 from hlops.plan import STREAMED, Action, DataChange, Plan, ResourceChange
@@ -183,11 +182,7 @@ def _big(path: Path | None, stream: bool = False) -> bool:
 
 def stream_min_bytes() -> int:
     """:data:`STREAM_MIN_BYTES`, or ``HLOPS_STREAM_MIN_BYTES`` when set to a whole number."""
-    raw = os.environ.get(STREAM_MIN_BYTES_ENV, "").strip()
-    try:
-        return max(0, int(raw)) if raw else STREAM_MIN_BYTES
-    except ValueError:
-        return STREAM_MIN_BYTES
+    return envknobs.whole_number(STREAM_MIN_BYTES_ENV, STREAM_MIN_BYTES)
 
 
 def _streamable_size(size: int) -> bool:

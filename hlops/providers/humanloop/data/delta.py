@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from hlops import canonical
+from hlops import canonical, envknobs
 from hlops.data import lineprints
 from hlops.data import index as ix
 from hlops.data.cache import file_state
@@ -62,11 +62,7 @@ INDEX_PATH = "/datasets/{id}/last_applied/index"
 
 def min_bytes() -> int:
     """:data:`MIN_BYTES`, or ``HLOPS_DELTA_MIN_BYTES`` when set to a whole number."""
-    raw = os.environ.get(MIN_BYTES_ENV, "").strip()
-    try:
-        return max(0, int(raw)) if raw else MIN_BYTES
-    except ValueError:
-        return MIN_BYTES
+    return envknobs.whole_number(MIN_BYTES_ENV, MIN_BYTES)
 
 
 def usable(last_applied: Any, signature: str, key: str | None, rows: RowSource, source: str | None) -> bool:
