@@ -9,21 +9,14 @@ from __future__ import annotations
 import json
 
 from support.cli import run_hlops
+from support.datatree import write_dataset
 
 ROWS = 20_000
 ENV = {"HLOPS_STREAM_MIN_BYTES": "0", "HLOPS_DELTA_MIN_BYTES": "0"}
 
 
 def _write(tree, rows: list[dict]) -> None:
-    (tree / "data").mkdir(parents=True, exist_ok=True)
-    with open(tree / "data" / "rows.jsonl", "w") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
-    (tree / "dataset.yaml").write_text(
-        "kind: Dataset\nname: delta\nkey: id\n"
-        "fields: {id: text, text: text, label: categorical}\n"
-        "data: data/rows.jsonl\nprune_data: true\n"
-    )
+    write_dataset(tree, "delta", rows, "prune_data: true\n")
 
 
 def _plan(server, tree, tmp_path, n: int):

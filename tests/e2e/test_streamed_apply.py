@@ -8,22 +8,15 @@ from __future__ import annotations
 import json
 
 from support.cli import run_hlops
+from support.datatree import write_dataset
 
 ROWS = 30_000  # three 10k-row PUTs
 STREAM = {"HLOPS_STREAM_MIN_BYTES": "0"}
 
 
 def _write(tree, rows: int) -> list[dict]:
-    (tree / "data").mkdir(parents=True, exist_ok=True)
     written = [{"id": f"r{i}", "text": f"row {i}", "label": ["pos", "neg"][i % 2]} for i in range(1, rows + 1)]
-    with open(tree / "data" / "rows.jsonl", "w") as f:
-        for row in written:
-            f.write(json.dumps(row) + "\n")
-    (tree / "dataset.yaml").write_text(
-        "kind: Dataset\nname: streamed\nkey: id\n"
-        "fields: {id: text, text: text, label: categorical}\n"
-        "data: data/rows.jsonl\n"
-    )
+    write_dataset(tree, "streamed", written)
     return written
 
 
