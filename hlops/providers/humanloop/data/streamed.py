@@ -69,70 +69,68 @@ def apply_streamed(
     if state is None or file is None:
         return None
     stream = StreamedPass(file, key)
-    printing = delta.start_for_apply(key, rows, source)  # for the index noted with the record
+    # the file's prints, for the index noted with the record (after a failure the worker is
+    # left to finish: it reads the file once and exits)
+    printing = delta.start_for_apply(key, rows, source)
     if printing is not None:
         stream.digests = bytearray()
+    up = Uploader(client, dataset_id, parallelism=parallelism, rows_total=0,
+                  bytes_total=state["size"], progress=progress)
+    up.gate = stream.commit
     try:
-        up = Uploader(client, dataset_id, parallelism=parallelism, rows_total=0,
-                      bytes_total=state["size"], progress=progress)
-        up.gate = stream.commit
         try:
-            try:
-                up._emit()
-                add = up.add
-                for cj in stream.rows():
-                    add(cj)
-                stream.commit()  # Halt if any row had a problem, even with no row left to send
-                up.flush()  # the last batch
-                # while the last batches are in flight: the record's SHA-256 of the file's bytes
-                # (as the pass read them; else read again, kept by stat for applied.note below),
-                # the summary and its cache entry
-                read_sha256 = stream.bytes_sha256()
-                if read_sha256 is None:
-                    hashed_content(path)
-                elif file_state(path) == state:
-                    remember_content(state, read_sha256, read_at)
-                summary = stream.summary()
-                index = delta.index_noter(client, dataset_id, printing, summary, stream.digests, read_sha256)
-                sig = summary_signature(fields, key, rows)
-                if cache_dir is not None and state["size"] >= CACHE_MIN_BYTES:
-                    SummaryCache(cache_dir).save(path, sig, state, summary, read_at)
-                up.finish()
-            except _Stop:
-                up.close()  # waits for the batches in flight, raises UploadFailed
-                raise AssertionError("unreachable") from None
-        except UploadFailed as exc:
-            exc.report = _report(up)
-            raise
-        except Halt:
-            _abandon(up)
-            return _stopped(client, dataset_id, key, fields, rows, where, up,
-                            parallelism=parallelism, progress=progress, cache_dir=cache_dir)
-        except BaseException:
-            _abandon(up)
-            raise
-        report = _report(up)
-        if file_state(path) != state:
-            raise StalePlanError([where], (
-                f"changed while apply read and sent it ({report.added:,} rows sent, as read); no "
-                "last-applied record: run apply again, it compares and sends what differs"))
-        if not summary.dup.any():
-            level = coarse_level(summary.count)
-            counts, xor = summary.fold(level)[:2]
-            applied.note(
-                client, dataset_id, key, signature=sig, path=path, state=state, read_at=read_at,
-                fingerprint=summary.fingerprint, rows=summary.count, buckets=level,
-                local_hash=items_hash(counts, xor),
-                reread=lambda: summarise(rereader(rows), key, where).fingerprint,
-                proven=_proven(remote.version, up, summary.count, counts, xor), read_sha256=read_sha256,
-                index=index,
-            )
-        if cache_dir is not None:
-            RateStore(cache_dir).put(client.base_url, report.rows, report.bytes_sent, report.calls, report.seconds)
-        return report
-    finally:
-        if printing is not None:
-            printing.cancel()
+            up._emit()
+            add = up.add
+            for cj in stream.rows():
+                add(cj)
+            stream.commit()  # Halt if any row had a problem, even with no row left to send
+            up.flush()  # the last batch
+            # while the last batches are in flight: the record's SHA-256 of the file's bytes
+            # (as the pass read them; else read again, kept by stat for applied.note below),
+            # the summary and its cache entry
+            read_sha256 = stream.bytes_sha256()
+            if read_sha256 is None:
+                hashed_content(path)
+            elif file_state(path) == state:
+                remember_content(state, read_sha256, read_at)
+            summary = stream.summary()
+            index = delta.index_noter(client, dataset_id, printing, summary, stream.digests, read_sha256)
+            sig = summary_signature(fields, key, rows)
+            if cache_dir is not None and state["size"] >= CACHE_MIN_BYTES:
+                SummaryCache(cache_dir).save(path, sig, state, summary, read_at)
+            up.finish()
+        except _Stop:
+            up.close()  # waits for the batches in flight, raises UploadFailed
+            raise AssertionError("unreachable") from None
+    except UploadFailed as exc:
+        exc.report = _report(up)
+        raise
+    except Halt:
+        _abandon(up)
+        return _stopped(client, dataset_id, key, fields, rows, where, up,
+                        parallelism=parallelism, progress=progress, cache_dir=cache_dir)
+    except BaseException:
+        _abandon(up)
+        raise
+    report = _report(up)
+    if file_state(path) != state:
+        raise StalePlanError([where], (
+            f"changed while apply read and sent it ({report.added:,} rows sent, as read); no "
+            "last-applied record: run apply again, it compares and sends what differs"))
+    if not summary.dup.any():
+        level = coarse_level(summary.count)
+        counts, xor = summary.fold(level)[:2]
+        applied.note(
+            client, dataset_id, key, signature=sig, path=path, state=state, read_at=read_at,
+            fingerprint=summary.fingerprint, rows=summary.count, buckets=level,
+            local_hash=items_hash(counts, xor),
+            reread=lambda: summarise(rereader(rows), key, where).fingerprint,
+            proven=_proven(remote.version, up, summary.count, counts, xor), read_sha256=read_sha256,
+            index=index,
+        )
+    if cache_dir is not None:
+        RateStore(cache_dir).put(client.base_url, report.rows, report.bytes_sent, report.calls, report.seconds)
+    return report
 
 
 def _stopped(client: Client, dataset_id: int, key: str | None, fields: dict[str, str],
