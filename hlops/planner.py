@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hlops import __version__, envknobs
+from hlops import __version__
+from hlops.data import envknobs
 from hlops.diff import Desired, Options, diff
 from hlops.errors import HlopsError
 from hlops.plan import STREAMED, Action, DataChange, Plan, ResourceChange

@@ -39,7 +39,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-from hlops import canonical, envknobs
+from hlops import canonical
+from hlops.data import envknobs
 from hlops.data import lineprints
 from hlops.data import index as ix
 from hlops.data.cache import file_state

@@ -1,5 +1,6 @@
 """Knobs read from the environment, for tests and benchmarks that need a small file to take
-the path a big one would (``HLOPS_STREAM_MIN_BYTES``, ``HLOPS_DELTA_MIN_BYTES``)."""
+the path a big one would (``HLOPS_STREAM_MIN_BYTES``, ``HLOPS_DELTA_MIN_BYTES``). Here,
+in the data toolkit, for the planner and the providers alike."""
 
 from __future__ import annotations
 
